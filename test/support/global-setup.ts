@@ -1,0 +1,30 @@
+/**
+ * One Redis, one Laravel auth fixture and one worker (wrangler dev) shared by the
+ * Node test files; their addresses reach tests through `inject()`.
+ */
+import type { TestProject } from "vitest/node";
+import { startLaravelAuth } from "../fixtures/laravel-auth.ts";
+import { ensureRedis } from "./redis.ts";
+import { startWorker } from "./worker.ts";
+import { TEST_APP, TEST_VARS } from "./stack.ts";
+
+export default async function setup(project: TestProject) {
+  await ensureRedis();
+  const auth = await startLaravelAuth();
+  const worker = await startWorker({ ...TEST_VARS, AUTH_HOST: auth.url });
+  project.provide("workerUrl", worker.url);
+  project.provide("authUrl", auth.url);
+  project.provide("testApp", TEST_APP);
+  return async () => {
+    await worker.stop();
+    await auth.close();
+  };
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    workerUrl: string;
+    authUrl: string;
+    testApp: { appId: string; key: string };
+  }
+}
