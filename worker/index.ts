@@ -1,10 +1,7 @@
-import { Hono } from "hono";
-import { DurableObject } from "cloudflare:workers";
+/** Worker entry: the Hono router plus the Durable Object classes wrangler binds. */
+import { app } from "./app.ts";
 
-const app = new Hono();
-app.get("/", (c) => c.text("OK"));
 export default app;
-
-export class ChannelObject extends DurableObject {}
-export class PollingSessionObject extends DurableObject {}
-export class AppObject extends DurableObject {}
+export { AppObject } from "../durable-objects/app.ts";
+export { ChannelObject } from "../durable-objects/channel.ts";
+export { PollingSessionObject } from "../durable-objects/polling-session.ts";

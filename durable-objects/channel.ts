@@ -1,0 +1,303 @@
+/**
+ * Channel Durable Object: one per (app, channel). It accepts links (one WebSocket
+ * per subscribed client socket) with the hibernation API, so an idle channel
+ * sleeps and costs nothing; everything it needs about a link lives in the link's
+ * attachment and survives hibernation and eviction.
+ *
+ * Presence is derived from the links: a user joins with their first link and
+ * leaves after their last, with a short grace so a reconnecting tab does not make
+ * the others see leaving/joining.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { readConfig, type Env } from "../worker/config.ts";
+import type { PresenceMember } from "../worker/channels/auth.ts";
+import { LINK_INFO_HEADER, LINK_SEPARATOR, UNSUBSCRIBE_CLOSE_CODE, type LinkInfo } from "../worker/channels/link.ts";
+import { isValidChannelName } from "../worker/channels/names.ts";
+import { eventPacket } from "../worker/protocol/socketio.ts";
+
+/** A message to broadcast, as Laravel publishes it; `socket` is the toOthers exclusion. */
+export interface ChannelMessage {
+  event: string;
+  data: unknown;
+  socket?: string | null;
+}
+
+export interface ChannelInfo {
+  subscription_count: number;
+  occupied: boolean;
+  user_count?: number;
+  /** Invocations this object has served since it was last loaded (fan-out cost checks). */
+  invocations: number;
+}
+
+interface PendingLeave {
+  member: PresenceMember;
+  due: number;
+}
+
+/** Presence change reports and counters go to the app object at most this often. */
+const REPORT_DELAY_MS = 1000;
+/** How long a bridge batch id is remembered, so a retried batch is not delivered twice. */
+const BATCH_MEMORY_MS = 60_000;
+const LEAVE_PREFIX = "leave:";
+
+export class ChannelObject extends DurableObject<Env> {
+  private linksLoaded = false;
+  private readonly links = new Map<WebSocket, LinkInfo>();
+  private readonly seenBatches = new Map<string, number>();
+  private counters = { received: 0, delivered: 0 };
+  private invocations = 0;
+
+  override async fetch(request: Request): Promise<Response> {
+    this.invocations++;
+    if (request.headers.get("upgrade") !== "websocket") return new Response("expected a link", { status: 426 });
+    let info: LinkInfo;
+    try {
+      info = JSON.parse(request.headers.get(LINK_INFO_HEADER) ?? "");
+      if (!isValidChannelName(info.channel) || typeof info.socketId !== "string" || typeof info.appId !== "string") {
+        throw new Error("incomplete link info");
+      }
+    } catch (error) {
+      return new Response(`bad link: ${error}`, { status: 400 });
+    }
+    this.rememberName(info.appId, info.channel);
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    this.ctx.acceptWebSocket(server);
+    server.serializeAttachment(info);
+    const links = this.loadLinks();
+    const member = info.member;
+    const alreadyPresent = member !== null && this.isPresent(member.user_id);
+    const returning = member !== null && this.cancelPendingLeave(member.user_id);
+    links.set(server, info);
+    if (member) {
+      server.send(eventPacket("presence:subscribed", info.channel, this.members()));
+      if (!alreadyPresent && !returning) this.broadcast(eventPacket("presence:joining", info.channel, member), server);
+    }
+    await this.scheduleAlarm(Date.now() + REPORT_DELAY_MS);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /** Fans a batch out to every link: each frame is encoded once; toOthers skips the sender's link. */
+  async publish(appId: string, channel: string, messages: ChannelMessage[], batchId?: string): Promise<{ delivered: number; duplicate: boolean }> {
+    this.invocations++;
+    if (batchId !== undefined && this.isDuplicateBatch(batchId)) return { delivered: 0, duplicate: true };
+    this.rememberName(appId, channel);
+    const frames = messages.map((m) => eventPacket(m.event, channel, m.data));
+    const whole = frames.join(LINK_SEPARATOR);
+    const excluded = new Set<string>();
+    for (const m of messages) if (m.socket) excluded.add(m.socket);
+    let delivered = 0;
+    for (const [ws, link] of this.loadLinks()) {
+      let batch = whole;
+      let count = frames.length;
+      if (excluded.has(link.socketId)) {
+        const own = frames.filter((_, i) => messages[i]!.socket !== link.socketId);
+        if (own.length === 0) continue;
+        batch = own.join(LINK_SEPARATOR);
+        count = own.length;
+      }
+      try {
+        ws.send(batch);
+        delivered += count;
+      } catch {
+        this.dropLink(ws); // the link is closing; its close event does the presence bookkeeping
+      }
+    }
+    this.counters.received += messages.length;
+    this.counters.delivered += delivered;
+    await this.scheduleAlarm(Date.now() + REPORT_DELAY_MS);
+    return { delivered, duplicate: false };
+  }
+
+  async info(): Promise<ChannelInfo> {
+    this.invocations++;
+    const links = this.loadLinks();
+    const info: ChannelInfo = { subscription_count: links.size, occupied: links.size > 0, invocations: this.invocations };
+    if (this.channelName()?.startsWith("presence-")) info.user_count = this.members().length;
+    return info;
+  }
+
+  async users(): Promise<{ id: string | number }[]> {
+    this.invocations++;
+    return this.members().map((m) => ({ id: m.user_id }));
+  }
+
+  /** A whisper from one link goes to every other link of this channel. */
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    this.invocations++;
+    const link = this.loadLinks().get(ws);
+    if (!link || typeof message !== "string") return;
+    let whisper: { event?: unknown; data?: unknown };
+    try {
+      whisper = JSON.parse(message);
+    } catch {
+      return;
+    }
+    if (typeof whisper.event !== "string" || !whisper.event.startsWith("client-")) return;
+    this.broadcast(eventPacket(whisper.event, link.channel, whisper.data), ws);
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    this.invocations++;
+    await this.linkGone(ws, code === UNSUBSCRIBE_CLOSE_CODE);
+    try {
+      ws.close(1000, "closed");
+    } catch {
+      // already closed
+    }
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    this.invocations++;
+    await this.linkGone(ws, false);
+  }
+
+  /** Due presence leaves, then one occupancy/counter report to the app object. */
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    const channel = this.channelName();
+    for (const [key, pending] of this.ctx.storage.kv.list<PendingLeave>({ prefix: LEAVE_PREFIX })) {
+      if (pending.due > now) continue;
+      this.ctx.storage.kv.delete(key);
+      if (channel && !this.isPresent(pending.member.user_id)) {
+        this.broadcast(eventPacket("presence:leaving", channel, pending.member));
+      }
+    }
+    await this.report();
+    const next = this.nextLeaveDue();
+    if (next !== null) await this.ctx.storage.setAlarm(next);
+  }
+
+  private async linkGone(ws: WebSocket, leaveNow: boolean): Promise<void> {
+    const link = this.loadLinks().get(ws);
+    if (!link) return;
+    this.dropLink(ws);
+    const member = link.member;
+    if (member && !this.isPresent(member.user_id)) {
+      const grace = readConfig(this.env).presenceLeaveGrace;
+      if (leaveNow || grace === 0) {
+        this.cancelPendingLeave(member.user_id);
+        this.broadcast(eventPacket("presence:leaving", link.channel, member));
+      } else {
+        const due = Date.now() + grace;
+        this.ctx.storage.kv.put(LEAVE_PREFIX + JSON.stringify(member.user_id), { member, due } satisfies PendingLeave);
+        await this.scheduleAlarm(due);
+      }
+    }
+    await this.scheduleAlarm(Date.now() + REPORT_DELAY_MS);
+  }
+
+  private dropLink(ws: WebSocket): void {
+    this.links.delete(ws);
+    // Hibernated sockets come back from getWebSockets(); clearing the attachment
+    // keeps a closing link out of the rebuilt map.
+    try {
+      ws.serializeAttachment(null);
+    } catch {
+      // closed sockets cannot carry attachments
+    }
+  }
+
+  private loadLinks(): Map<WebSocket, LinkInfo> {
+    if (!this.linksLoaded) {
+      for (const ws of this.ctx.getWebSockets()) {
+        const info = ws.deserializeAttachment() as LinkInfo | null;
+        if (info) this.links.set(ws, info);
+      }
+      this.linksLoaded = true;
+    }
+    return this.links;
+  }
+
+  private broadcast(frame: string, except?: WebSocket): void {
+    for (const ws of this.loadLinks().keys()) {
+      if (ws === except) continue;
+      try {
+        ws.send(frame);
+      } catch {
+        this.dropLink(ws);
+      }
+    }
+  }
+
+  private isPresent(userId: string | number): boolean {
+    for (const link of this.loadLinks().values()) if (link.member?.user_id === userId) return true;
+    return false;
+  }
+
+  /** One entry per user: connected users first, then those inside their leave grace. */
+  private members(): PresenceMember[] {
+    const byUser = new Map<string, PresenceMember>();
+    for (const link of this.loadLinks().values()) {
+      if (link.member) byUser.set(JSON.stringify(link.member.user_id), link.member);
+    }
+    for (const [key, pending] of this.ctx.storage.kv.list<PendingLeave>({ prefix: LEAVE_PREFIX })) {
+      const userKey = key.slice(LEAVE_PREFIX.length);
+      if (!byUser.has(userKey)) byUser.set(userKey, pending.member);
+    }
+    return [...byUser.values()];
+  }
+
+  private cancelPendingLeave(userId: string | number): boolean {
+    return this.ctx.storage.kv.delete(LEAVE_PREFIX + JSON.stringify(userId));
+  }
+
+  private nextLeaveDue(): number | null {
+    let next: number | null = null;
+    for (const [, pending] of this.ctx.storage.kv.list<PendingLeave>({ prefix: LEAVE_PREFIX })) {
+      if (next === null || pending.due < next) next = pending.due;
+    }
+    return next;
+  }
+
+  private async scheduleAlarm(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  }
+
+  private isDuplicateBatch(batchId: string): boolean {
+    const now = Date.now();
+    for (const [id, at] of this.seenBatches) {
+      if (now - at < BATCH_MEMORY_MS) break; // insertion order: the rest are newer
+      this.seenBatches.delete(id);
+    }
+    if (this.seenBatches.has(batchId)) return true;
+    this.seenBatches.set(batchId, now);
+    return false;
+  }
+
+  private rememberName(appId: string, channel: string): void {
+    if (this.ctx.storage.kv.get("channel") === undefined) {
+      this.ctx.storage.kv.put("app", appId);
+      this.ctx.storage.kv.put("channel", channel);
+    }
+  }
+
+  private channelName(): string | undefined {
+    return this.ctx.storage.kv.get<string>("channel");
+  }
+
+  private async report(): Promise<void> {
+    const appId = this.ctx.storage.kv.get<string>("app");
+    const channel = this.channelName();
+    if (!appId || !channel) return;
+    const links = this.loadLinks();
+    const counters = this.counters;
+    this.counters = { received: 0, delivered: 0 };
+    try {
+      await this.env.APP.getByName(appId).reportChannel({
+        channel,
+        subscriptionCount: links.size,
+        userCount: channel.startsWith("presence-") ? this.members().length : null,
+        received: counters.received,
+        delivered: counters.delivered,
+      });
+    } catch (error) {
+      // Put the counts back; the next alarm retries.
+      this.counters.received += counters.received;
+      this.counters.delivered += counters.delivered;
+      console.warn(JSON.stringify({ level: "warn", event: "report_failed", channel, error: String(error) }));
+      await this.scheduleAlarm(Date.now() + REPORT_DELAY_MS * 5);
+    }
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * Worker configuration: wrangler vars/secrets (or `--var` under wrangler dev),
+ * parsed once per env object. Names follow laravel-echo-server where one exists.
+ */
+import type { AppObject } from "../durable-objects/app.ts";
+import type { ChannelObject } from "../durable-objects/channel.ts";
+import type { PollingSessionObject } from "../durable-objects/polling-session.ts";
+
+export interface Env {
+  CHANNEL: DurableObjectNamespace<ChannelObject>;
+  POLLING: DurableObjectNamespace<PollingSessionObject>;
+  APP: DurableObjectNamespace<AppObject>;
+  AUTH_HOST?: string;
+  AUTH_ENDPOINT?: string;
+  AUTH_TIMEOUT?: string;
+  CLIENTS?: string;
+  BRIDGE_SECRET?: string;
+  ALLOW_ORIGIN?: string;
+  ALLOW_METHODS?: string;
+  ALLOW_HEADERS?: string;
+  DEV_MODE?: string;
+  MAX_CLIENTS?: string;
+  PING_INTERVAL?: string;
+  PING_TIMEOUT?: string;
+  MAX_PAYLOAD?: string;
+  MAX_CHANNELS?: string;
+  WHISPER_RATE?: string;
+  UPGRADE_GRACE?: string;
+  PRESENCE_LEAVE_GRACE?: string;
+  STATS_REQUIRE_KEY?: string;
+}
+
+export interface AppClient {
+  appId: string;
+  key: string;
+}
+
+export interface Config {
+  authHost: string | null;
+  authEndpoint: string;
+  /** Milliseconds before a call to Laravel's auth endpoint counts as failed (status 0). */
+  authTimeout: number;
+  clients: AppClient[];
+  bridgeSecret: string | null;
+  cors: { allowOrigin: string[]; allowMethods: string; allowHeaders: string };
+  devMode: boolean;
+  /** Per app, across the edge; 0 means unlimited. */
+  maxClients: number;
+  pingInterval: number;
+  pingTimeout: number;
+  /** Largest Engine.IO packet or polling body accepted from a client, in bytes. */
+  maxPayload: number;
+  maxChannelsPerConnection: number;
+  /** Whispers a connection may send per second (burst of the same size). */
+  whisperRate: number;
+  /** How long a polling handshake waits for the WebSocket upgrade before serving the session over polling. */
+  upgradeGrace: number;
+  /** A presence member who drops and comes back within this window causes no leaving/joining. */
+  presenceLeaveGrace: number;
+  statsRequireKey: boolean;
+}
+
+function int(value: string | undefined, fallback: number): number {
+  if (value === undefined || value.trim() === "") return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`expected a non-negative number, got ${JSON.stringify(value)}`);
+  return Math.floor(n);
+}
+
+const bool = (value: string | undefined) => /^(1|true|yes|on)$/i.test(value?.trim() ?? "");
+
+function parseClients(raw: string | undefined): AppClient[] {
+  if (!raw || raw.trim() === "") return [];
+  const parsed: unknown = JSON.parse(raw);
+  if (!Array.isArray(parsed)) throw new Error("CLIENTS must be a JSON array of {appId, key}");
+  return parsed.map((c, i) => {
+    if (typeof c?.appId !== "string" || typeof c?.key !== "string" || !c.appId || !c.key) {
+      throw new Error(`CLIENTS[${i}] needs string appId and key`);
+    }
+    return { appId: c.appId, key: c.key };
+  });
+}
+
+const cache = new WeakMap<object, Config>();
+
+export function readConfig(env: Env): Config {
+  let config = cache.get(env);
+  if (config) return config;
+  config = {
+    authHost: env.AUTH_HOST?.trim().replace(/\/+$/, "") || null,
+    authEndpoint: env.AUTH_ENDPOINT?.trim() || "/broadcasting/auth",
+    authTimeout: int(env.AUTH_TIMEOUT, 10_000),
+    clients: parseClients(env.CLIENTS),
+    bridgeSecret: env.BRIDGE_SECRET?.trim() || null,
+    cors: {
+      allowOrigin: (env.ALLOW_ORIGIN ?? "")
+        .split(",")
+        .map((o) => o.trim())
+        .filter(Boolean),
+      allowMethods: env.ALLOW_METHODS?.trim() || "GET, POST",
+      allowHeaders: env.ALLOW_HEADERS?.trim() || "Origin, Content-Type, X-Auth-Token, X-Requested-With, Accept, Authorization, X-CSRF-TOKEN, X-Socket-Id",
+    },
+    devMode: bool(env.DEV_MODE),
+    maxClients: int(env.MAX_CLIENTS, 0),
+    pingInterval: int(env.PING_INTERVAL, 25_000),
+    pingTimeout: int(env.PING_TIMEOUT, 20_000),
+    maxPayload: int(env.MAX_PAYLOAD, 1_000_000),
+    maxChannelsPerConnection: int(env.MAX_CHANNELS, 100),
+    whisperRate: int(env.WHISPER_RATE, 20),
+    upgradeGrace: int(env.UPGRADE_GRACE, 1_500),
+    presenceLeaveGrace: int(env.PRESENCE_LEAVE_GRACE, 3_000),
+    statsRequireKey: bool(env.STATS_REQUIRE_KEY),
+  };
+  cache.set(env, config);
+  return config;
+}
+
+/** The app a Socket.IO connection belongs to: `?appId=` when given, else the first configured app. */
+export function defaultAppId(config: Config): string {
+  return config.clients[0]?.appId ?? "default";
+}

@@ -1,0 +1,77 @@
+/**
+ * One Engine.IO connection, independent of its transport: heartbeat, ping/pong,
+ * close, and message packets handed up to the Socket.IO session. A WebSocket
+ * (in the Worker) or a long-polling exchange (in a Durable Object) feeds it
+ * decoded packets and gives it a way to write packets out.
+ */
+import type { EngineVersion, EnginePacket } from "../protocol/engineio.ts";
+import { Heartbeat } from "./heartbeat.ts";
+
+export interface EngineConnectionOptions {
+  version: EngineVersion;
+  pingInterval: number;
+  pingTimeout: number;
+  /** Writes packets to the client, in order. */
+  write(packets: EnginePacket[]): void;
+  /** A Socket.IO packet text arrived. */
+  onMessage(text: string): void;
+  /** The connection ended (client close, heartbeat timeout, protocol error, or close()). Called once. */
+  onClose(reason: string): void;
+}
+
+export class EngineConnection {
+  private readonly options: EngineConnectionOptions;
+  private readonly heartbeat: Heartbeat;
+  private closed = false;
+
+  constructor(options: EngineConnectionOptions) {
+    this.options = options;
+    this.heartbeat = new Heartbeat({
+      version: options.version,
+      pingInterval: options.pingInterval,
+      pingTimeout: options.pingTimeout,
+      sendPing: () => this.options.write([{ type: "ping" }]),
+      onTimeout: () => this.close("ping timeout"),
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  startHeartbeat(): void {
+    this.heartbeat.start();
+  }
+
+  receive(packet: EnginePacket): void {
+    if (this.closed) return;
+    this.heartbeat.received(packet.type);
+    switch (packet.type) {
+      case "ping":
+        // EIO 3 clients ping us; EIO 4 clients never should, but answering is harmless.
+        return this.options.write([{ type: "pong", ...(packet.data !== undefined ? { data: packet.data } : {}) }]);
+      case "message":
+        if (typeof packet.data !== "string") return this.close("binary messages are not supported");
+        return this.options.onMessage(packet.data);
+      case "close":
+        return this.close("client close");
+      case "pong":
+      case "noop":
+        return;
+      default:
+        return this.close(`unexpected ${packet.type} packet`);
+    }
+  }
+
+  sendMessages(texts: string[]): void {
+    if (this.closed) return;
+    this.options.write(texts.map((data) => ({ type: "message", data })));
+  }
+
+  close(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.heartbeat.stop();
+    this.options.onClose(reason);
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * Wires a client's Engine.IO connection to its Socket.IO session, whatever the
+ * transport: the WebSocket path in the Worker and the polling path in a
+ * PollingSessionObject both start sessions here.
+ */
+import { channelGateway } from "../channels/gateway.ts";
+import type { Config, Env } from "../config.ts";
+import { EngineConnection } from "../engine/connection.ts";
+import { randomId } from "../ids.ts";
+import { createLogger } from "../log.ts";
+import type { EnginePacket, EngineVersion } from "../protocol/engineio.ts";
+import { revisionFor } from "../protocol/socketio.ts";
+import { Session } from "./session.ts";
+
+export interface ClientHandshake {
+  version: EngineVersion;
+  sid: string;
+  appId: string;
+  cookie: string | null;
+}
+
+export interface StartedSession {
+  engine: EngineConnection;
+  session: Session;
+}
+
+export function startSession(
+  env: Env,
+  config: Config,
+  handshake: ClientHandshake,
+  transport: { write(packets: EnginePacket[]): void; close(reason: string): void; waitUntil(promise: Promise<unknown>): void },
+): StartedSession {
+  const log = createLogger(config.devMode);
+  const revision = revisionFor(handshake.version);
+  // Revision 4 clients take the engine sid as their socket id; revision 5 gets its own.
+  const socketId = revision === 4 ? handshake.sid : randomId();
+  const engine: EngineConnection = new EngineConnection({
+    version: handshake.version,
+    pingInterval: config.pingInterval,
+    pingTimeout: config.pingTimeout,
+    write: (packets) => transport.write(packets),
+    onMessage: (text) => session.receive(text),
+    onClose: (reason) => {
+      session.end();
+      transport.close(reason);
+      log.debug("disconnected", { sid: handshake.sid, socketId, reason });
+      transport.waitUntil(
+        env.APP.getByName(handshake.appId)
+          .release(handshake.sid)
+          .catch((error: unknown) => log.warn("release_failed", { sid: handshake.sid, error: String(error) })),
+      );
+    },
+  });
+  const session: Session = new Session({
+    revision,
+    socketId,
+    config,
+    log,
+    gateway: channelGateway(env, config, handshake.appId, handshake.cookie),
+    send: (packets) => engine.sendMessages(packets),
+    close: (reason) => engine.close(reason),
+  });
+  log.debug("connected", { sid: handshake.sid, socketId, version: handshake.version });
+  return { engine, session };
+}
