@@ -135,6 +135,7 @@ export class PollingSessionObject extends DurableObject<Env> {
       pingInterval: config.pingInterval,
       pingTimeout: config.pingTimeout,
       write: (packets) => this.enqueue(packets),
+      writeFrames: (frames) => this.enqueueFrames(frames),
       onMessage: (text) => this.early.push(text),
       onClose: (reason) => {
         if (this.phase === "handshaking" || this.phase === "upgrading") this.closeSession(reason);
@@ -154,6 +155,7 @@ export class PollingSessionObject extends DurableObject<Env> {
       { version: this.version, sid: this.sid, appId: this.appId, cookie: this.cookie },
       {
         write: (packets) => this.enqueue(packets),
+        writeFrames: (frames) => this.enqueueFrames(frames),
         close: (reason) => this.closeSession(reason),
         waitUntil: (promise) => this.ctx.waitUntil(promise),
       },
@@ -215,6 +217,11 @@ export class PollingSessionObject extends DurableObject<Env> {
       this.outbox = [];
       this.flushPoll(outgoing);
     }
+  }
+
+  /** Channel frames are `4<socket.io packet>`; polling re-frames them into its payload. */
+  private enqueueFrames(frames: string[]): void {
+    this.enqueue(frames.map((frame) => ({ type: "message", data: frame.slice(1) })));
   }
 
   private flushPoll(packets: EnginePacket[]): void {

@@ -2,9 +2,10 @@
  * A link is one WebSocket from a client's session (in a Worker, or in a polling
  * session object) to a Channel Durable Object, opened per subscribed channel.
  *
- * Down the link, the channel sends batches of ready-made Socket.IO packets joined
- * by LINK_SEPARATOR (JSON text never contains a raw \x1e), so a publish costs the
- * channel one frame per link and the session forwards packets without parsing them.
+ * Down the link, the channel sends batches of ready-made Engine.IO message frames
+ * (`42[event,channel,data]`, the same bytes for EIO 3 and 4) joined by
+ * LINK_SEPARATOR (JSON text never contains a raw \x1e), so a publish costs the
+ * channel one frame per link and the session forwards frames without parsing them.
  * Up the link, the session sends whispers as JSON `{event, data}`.
  */
 import type { PresenceMember } from "./auth.ts";
@@ -30,7 +31,7 @@ export interface Whisper {
 }
 
 export interface LinkHandlers {
-  onPackets(packets: string[]): void;
+  onFrames(frames: string[]): void;
   /** The channel closed the link without being asked (deploy, eviction, error). */
   onLost(): void;
 }
@@ -50,7 +51,7 @@ export async function openChannelLink(env: Env, info: LinkInfo, handlers: LinkHa
   ws.accept();
   let closedByUs = false;
   ws.addEventListener("message", (event) => {
-    if (typeof event.data === "string") handlers.onPackets(event.data.split(LINK_SEPARATOR));
+    if (typeof event.data === "string") handlers.onFrames(event.data.split(LINK_SEPARATOR));
   });
   const lost = () => {
     if (!closedByUs) handlers.onLost();

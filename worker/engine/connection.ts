@@ -13,6 +13,8 @@ export interface EngineConnectionOptions {
   pingTimeout: number;
   /** Writes packets to the client, in order. */
   write(packets: EnginePacket[]): void;
+  /** Writes ready-made Engine.IO message frames (`4…`), in order with write(). */
+  writeFrames(frames: string[]): void;
   /** A Socket.IO packet text arrived. */
   onMessage(text: string): void;
   /** The connection ended (client close, heartbeat timeout, protocol error, or close()). Called once. */
@@ -66,6 +68,10 @@ export class EngineConnection {
   sendMessages(texts: string[]): void {
     if (this.closed) return;
     this.options.write(texts.map((data) => ({ type: "message", data })));
+  }
+
+  sendFrames(frames: string[]): void {
+    if (!this.closed) this.options.writeFrames(frames);
   }
 
   close(reason: string): void {

@@ -77,6 +77,6 @@ publishRoutes.post("/apps/:appId/events", requireAppKey, async (c) => {
     return invalid();
   }
   await fanOut(c.env, c.get("app").appId, messages as PublishMessage[]);
-  createLogger(config.devMode).debug("published", { appId: c.get("app").appId, channels, event: event.name });
+  createLogger(config.devMode).debug("published", { appId: c.get("app").appId, channels, name: event.name });
   return c.json({ message: "ok" });
 });

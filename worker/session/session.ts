@@ -33,6 +33,8 @@ export interface SessionOptions {
   log: Logger;
   /** Sends Socket.IO packet texts to the client, in order. */
   send(packets: string[]): void;
+  /** Sends ready-made Engine.IO message frames from a channel. */
+  sendFrames(frames: string[]): void;
   /** Ends the client's Engine.IO connection. */
   close(reason: string): void;
 }
@@ -169,8 +171,8 @@ export class Session {
     let link: ChannelLink;
     try {
       link = await this.options.gateway.open(channel, this.socketId, member, {
-        onPackets: (packets) => {
-          if (current()) this.options.send(packets);
+        onFrames: (frames) => {
+          if (current()) this.options.sendFrames(frames);
         },
         onLost: () => {
           // The channel went away under us (deploy, eviction): reconnecting makes

@@ -28,7 +28,12 @@ export function startSession(
   env: Env,
   config: Config,
   handshake: ClientHandshake,
-  transport: { write(packets: EnginePacket[]): void; close(reason: string): void; waitUntil(promise: Promise<unknown>): void },
+  transport: {
+    write(packets: EnginePacket[]): void;
+    writeFrames(frames: string[]): void;
+    close(reason: string): void;
+    waitUntil(promise: Promise<unknown>): void;
+  },
 ): StartedSession {
   const log = createLogger(config.devMode);
   const revision = revisionFor(handshake.version);
@@ -39,6 +44,7 @@ export function startSession(
     pingInterval: config.pingInterval,
     pingTimeout: config.pingTimeout,
     write: (packets) => transport.write(packets),
+    writeFrames: (frames) => transport.writeFrames(frames),
     onMessage: (text) => session.receive(text),
     onClose: (reason) => {
       session.end();
@@ -58,6 +64,7 @@ export function startSession(
     log,
     gateway: channelGateway(env, config, handshake.appId, handshake.cookie),
     send: (packets) => engine.sendMessages(packets),
+    sendFrames: (frames) => engine.sendFrames(frames),
     close: (reason) => engine.close(reason),
   });
   log.debug("connected", { sid: handshake.sid, socketId, version: handshake.version });

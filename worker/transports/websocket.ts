@@ -42,6 +42,15 @@ export function serveWebSocket(
       // The socket closed under us; its close event ends the session.
     }
   };
+  // Channel frames are already Engine.IO message frames, identical for EIO 3 and 4.
+  const writeFrames = (frames: string[]) => {
+    if (!open) return;
+    try {
+      for (const frame of frames) socket.send(frame);
+    } catch {
+      // as above
+    }
+  };
   const closeSocket = (code: number, reason: string) => {
     if (!open) return;
     open = false;
@@ -54,6 +63,7 @@ export function serveWebSocket(
   const begin = (buffered: string[]) => {
     started = startSession(env, config, client, {
       write,
+      writeFrames,
       close: (reason) => closeSocket(reason.startsWith("protocol error") ? CLOSE_PROTOCOL_ERROR : CLOSE_NORMAL, reason),
       waitUntil: (promise) => ctx.waitUntil(promise),
     });
