@@ -23,19 +23,35 @@ export interface ChannelEntry {
   user_count: number | null;
 }
 
+export type NamedChannelEntry = { name: string } & ChannelEntry;
+
 export interface AppSnapshot {
+  /** Connected clients (Engine.IO sessions admitted and not yet released). */
   connections: number;
-  channels: Record<string, ChannelEntry>;
+  /** Occupied channels. */
+  channels: number;
+  /** Channel subscriptions summed over occupied channels. */
+  subscriptions: number;
+  /** Messages published to this app's channels, and frames delivered to clients, since the app was first seen. */
   received: number;
   delivered: number;
+  /** When this object first ran (ms since epoch): the app's uptime starts here. */
   startedAt: number;
 }
 
 const CHANNEL_PREFIX = "channel:";
+const bySubscriptions = (a: ChannelEntry, b: ChannelEntry) => b.subscription_count - a.subscription_count;
 const CONNECTION_PREFIX = "connection:";
 
 export class AppObject extends DurableObject<Env> {
   private connectionCount: number | null = null;
+  /** Sums over the channel directory, loaded once by a scan and then kept up to date by reports. */
+  private occupancy: { channels: number; subscriptions: number } | null = null;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    if (ctx.storage.kv.get("startedAt") === undefined) ctx.storage.kv.put("startedAt", Date.now());
+  }
 
   /** Admits a new connection unless `maxClients` (0: unlimited) are already connected. */
   async admit(sessionId: string, maxClients: number): Promise<boolean> {
@@ -54,13 +70,19 @@ export class AppObject extends DurableObject<Env> {
 
   async reportChannel(report: ChannelReport): Promise<void> {
     const kv = this.ctx.storage.kv;
+    const occupancy = this.loadOccupancy();
+    const key = CHANNEL_PREFIX + report.channel;
+    const previous = kv.get<ChannelEntry>(key);
+    if (previous) {
+      occupancy.channels--;
+      occupancy.subscriptions -= previous.subscription_count;
+    }
     if (report.subscriptionCount > 0) {
-      kv.put(CHANNEL_PREFIX + report.channel, {
-        subscription_count: report.subscriptionCount,
-        user_count: report.userCount,
-      } satisfies ChannelEntry);
-    } else {
-      kv.delete(CHANNEL_PREFIX + report.channel);
+      kv.put(key, { subscription_count: report.subscriptionCount, user_count: report.userCount } satisfies ChannelEntry);
+      occupancy.channels++;
+      occupancy.subscriptions += report.subscriptionCount;
+    } else if (previous) {
+      kv.delete(key);
     }
     if (report.received || report.delivered) {
       kv.put("received", (kv.get<number>("received") ?? 0) + report.received);
@@ -68,21 +90,42 @@ export class AppObject extends DurableObject<Env> {
     }
   }
 
-  async snapshot(prefix = ""): Promise<AppSnapshot> {
+  /** The app's totals; constant time however many channels are occupied. */
+  async snapshot(): Promise<AppSnapshot> {
     const kv = this.ctx.storage.kv;
-    const channels: Record<string, ChannelEntry> = {};
-    for (const [key, entry] of kv.list<ChannelEntry>({ prefix: CHANNEL_PREFIX + prefix })) {
-      channels[key.slice(CHANNEL_PREFIX.length)] = entry;
-    }
-    let startedAt = kv.get<number>("startedAt");
-    if (startedAt === undefined) kv.put("startedAt", (startedAt = Date.now()));
     return {
       connections: this.connections(),
-      channels,
+      ...this.loadOccupancy(),
       received: kv.get<number>("received") ?? 0,
       delivered: kv.get<number>("delivered") ?? 0,
-      startedAt,
+      startedAt: kv.get<number>("startedAt")!,
     };
+  }
+
+  /** Occupied channels whose name starts with `prefix`, as last reported (at most about a second old). */
+  async channels(prefix = ""): Promise<Record<string, ChannelEntry>> {
+    return Object.fromEntries(this.directory(prefix));
+  }
+
+  /** The `limit` channels with the most subscriptions (the dashboard's table), largest first. */
+  async busiestChannels(limit: number): Promise<NamedChannelEntry[]> {
+    const busiest: NamedChannelEntry[] = [];
+    for (const [name, entry] of this.directory("")) {
+      busiest.push({ name, ...entry });
+      // Trim now and then rather than sorting the whole directory at the end.
+      if (busiest.length >= limit * 2) {
+        busiest.sort(bySubscriptions);
+        busiest.length = limit;
+      }
+    }
+    busiest.sort(bySubscriptions);
+    return busiest.slice(0, limit);
+  }
+
+  private *directory(prefix: string): Generator<[string, ChannelEntry]> {
+    for (const [key, entry] of this.ctx.storage.kv.list<ChannelEntry>({ prefix: CHANNEL_PREFIX + prefix })) {
+      yield [key.slice(CHANNEL_PREFIX.length), entry];
+    }
   }
 
   private connections(): number {
@@ -92,5 +135,17 @@ export class AppObject extends DurableObject<Env> {
       this.connectionCount = count;
     }
     return this.connectionCount;
+  }
+
+  private loadOccupancy(): { channels: number; subscriptions: number } {
+    if (this.occupancy === null) {
+      const occupancy = { channels: 0, subscriptions: 0 };
+      for (const [, entry] of this.directory("")) {
+        occupancy.channels++;
+        occupancy.subscriptions += entry.subscription_count;
+      }
+      this.occupancy = occupancy;
+    }
+    return this.occupancy;
   }
 }

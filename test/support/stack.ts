@@ -6,9 +6,11 @@ export const TEST_VARS: Record<string, string> = {
   CLIENTS: JSON.stringify([TEST_APP, { appId: "other-app", key: "other-key" }]),
   BRIDGE_SECRET,
   PING_INTERVAL: "300",
-  PING_TIMEOUT: "300",
+  PING_TIMEOUT: "1000",
   UPGRADE_GRACE: "600",
   PRESENCE_LEAVE_GRACE: "400",
   AUTH_TIMEOUT: "1500",
+  MAX_PAYLOAD: "100000",
   DEV_MODE: "true",
+  ALLOW_ORIGIN: "https://app.example.com,https://admin.example.com",
 };

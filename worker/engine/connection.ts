@@ -53,7 +53,7 @@ export class EngineConnection {
         // EIO 3 clients ping us; EIO 4 clients never should, but answering is harmless.
         return this.options.write([{ type: "pong", ...(packet.data !== undefined ? { data: packet.data } : {}) }]);
       case "message":
-        if (typeof packet.data !== "string") return this.close("binary messages are not supported");
+        if (typeof packet.data !== "string") return this.close("protocol error: binary messages are not supported");
         return this.options.onMessage(packet.data);
       case "close":
         return this.close("client close");
@@ -61,7 +61,7 @@ export class EngineConnection {
       case "noop":
         return;
       default:
-        return this.close(`unexpected ${packet.type} packet`);
+        return this.close(`protocol error: unexpected ${packet.type} packet`);
     }
   }
 

@@ -30,8 +30,7 @@ const RECORD_SEPARATOR = "\x1e";
  *  EIO4 raw bytes; EIO3 a leading byte 4 (message type) followed by the bytes. */
 export function encodeFrame(packet: EnginePacket, version: EngineVersion): string | Uint8Array {
   const { data } = packet;
-  if (typeof data === "string") return TYPE_CODE[packet.type] + data;
-  if (data === undefined) return String(TYPE_CODE[packet.type]);
+  if (!(data instanceof Uint8Array)) return encodeTextPacket(packet, version);
   if (version === 4) {
     requireBinaryMessage(packet);
     return data;

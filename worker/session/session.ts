@@ -87,13 +87,13 @@ export class Session {
       case SocketPacketType.DISCONNECT:
         return this.options.close("client namespace disconnect");
       case SocketPacketType.EVENT:
-        if (!this.connected) return this.options.close("event before connect");
+        if (!this.connected) return this.options.close("protocol error: event before connect");
         return this.onEvent(packet.data as unknown[]);
       case SocketPacketType.ACK:
         return; // we never ask for acknowledgements
       default:
         this.options.log.warn("protocol_error", { socketId: this.socketId, error: `unexpected packet type ${packet.type}` });
-        return this.options.close(`unexpected packet type ${packet.type}`);
+        return this.options.close(`protocol error: unexpected packet type ${packet.type}`);
     }
   }
 

@@ -19,9 +19,12 @@ export interface WebSocketClient {
   upgradeFrom: DurableObjectStub<PollingSessionObject> | null;
 }
 
-const CLOSE_NORMAL = 1000;
-const CLOSE_PROTOCOL_ERROR = 1002;
-const CLOSE_TOO_BIG = 1009;
+/** WebSocket close code for why we end a connection (clients reconnect either way). */
+function closeCodeFor(reason: string): number {
+  if (reason.startsWith("protocol error")) return 1002;
+  if (reason.startsWith("payload too large")) return 1009;
+  return 1000;
+}
 
 export function serveWebSocket(
   env: Env,
@@ -51,20 +54,22 @@ export function serveWebSocket(
       // as above
     }
   };
-  const closeSocket = (code: number, reason: string) => {
+  const closeSocket = (reason: string) => {
     if (!open) return;
     open = false;
     try {
-      socket.close(code, reason.slice(0, 120));
+      socket.close(closeCodeFor(reason), reason.slice(0, 120));
     } catch {
       // already closed
     }
   };
+  /** Ends the connection: through the session when there is one, so it leaves its channels. */
+  const fail = (reason: string) => (started ? started.engine.close(reason) : closeSocket(reason));
   const begin = (buffered: string[]) => {
     started = startSession(env, config, client, {
       write,
       writeFrames,
-      close: (reason) => closeSocket(reason.startsWith("protocol error") ? CLOSE_PROTOCOL_ERROR : CLOSE_NORMAL, reason),
+      close: closeSocket,
       waitUntil: (promise) => ctx.waitUntil(promise),
     });
     started.engine.startHeartbeat();
@@ -72,39 +77,38 @@ export function serveWebSocket(
     for (const text of buffered) started.engine.receive({ type: "message", data: text });
   };
 
-  socket.addEventListener("message", async (event) => {
+  // Until the session starts, frames wait their turn: the upgrade steps await the
+  // polling object, and a client sends its first packets right after `5`.
+  let upgrading: Promise<void> = Promise.resolve();
+  socket.addEventListener("message", (event) => {
     const data = event.data as string | ArrayBuffer;
     const size = typeof data === "string" ? data.length : data.byteLength;
-    if (size > config.maxPayload) {
-      started?.engine.close("payload too large");
-      return closeSocket(CLOSE_TOO_BIG, `frame larger than ${config.maxPayload} bytes`);
-    }
+    if (size > config.maxPayload) return fail(`payload too large: frame over ${config.maxPayload} bytes`);
     let packet: EnginePacket;
     try {
       packet = decodeFrame(data, client.version);
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
-      started?.engine.close(`protocol error: ${error.message}`);
-      return closeSocket(CLOSE_PROTOCOL_ERROR, `protocol error: ${error.message}`);
+      return fail(`protocol error: ${error.message}`);
     }
     if (started) return started.engine.receive(packet);
-    await upgradeStep(packet);
+    upgrading = upgrading.then(() => (started ? started.engine.receive(packet) : upgradeStep(packet)));
   });
 
   // The upgrade handshake: `2probe` -> `3probe` once the polling side agrees, then `5`.
   const upgradeStep = async (packet: EnginePacket) => {
     const polling = client.upgradeFrom;
-    if (!polling) return;
+    if (!polling || !open) return;
     if (packet.type === "ping" && packet.data === "probe") {
       if (await polling.probe()) return write([{ type: "pong", data: "probe" }]);
-      return closeSocket(CLOSE_NORMAL, "session is no longer upgradable");
+      return closeSocket("session is no longer upgradable");
     }
     if (packet.type === "upgrade") {
       const buffered = await polling.completeUpgrade();
-      if (buffered === null) return closeSocket(CLOSE_NORMAL, "session is no longer upgradable");
+      if (buffered === null) return closeSocket("session is no longer upgradable");
       return begin(buffered);
     }
-    if (packet.type !== "noop") closeSocket(CLOSE_PROTOCOL_ERROR, `unexpected ${packet.type} packet during upgrade`);
+    if (packet.type !== "noop") closeSocket(`protocol error: unexpected ${packet.type} packet during upgrade`);
   };
 
   const ended = () => {

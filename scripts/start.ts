@@ -1,0 +1,107 @@
+/**
+ * `npm start`: the worker under `wrangler dev` on 127.0.0.1:$PORT (default 6001,
+ * laravel-echo-server's port) plus the bridge on local Redis.
+ * `npm run worker` (`--worker-only`): the worker alone.
+ *
+ * Worker configuration comes from the environment and is passed through with
+ * `wrangler dev --var`; anything unset falls back to .dev.vars, then wrangler.toml.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { ensureRedis } from "../test/support/redis.ts";
+
+const ROOT = resolve(import.meta.dirname, "..");
+const WORKER_VARS = [
+  "AUTH_HOST",
+  "AUTH_ENDPOINT",
+  "AUTH_TIMEOUT",
+  "CLIENTS",
+  "BRIDGE_SECRET",
+  "ALLOW_ORIGIN",
+  "ALLOW_METHODS",
+  "ALLOW_HEADERS",
+  "DEV_MODE",
+  "MAX_CLIENTS",
+  "PING_INTERVAL",
+  "PING_TIMEOUT",
+  "MAX_PAYLOAD",
+  "MAX_CHANNELS",
+  "WHISPER_RATE",
+  "UPGRADE_GRACE",
+  "PRESENCE_LEAVE_GRACE",
+  "STATS_REQUIRE_KEY",
+];
+
+const workerOnly = process.argv.includes("--worker-only");
+const port = process.env.PORT ?? "6001";
+
+/** Values from .dev.vars count as set, so local defaults below never override them. */
+function devVars(): Record<string, string> {
+  const file = resolve(ROOT, ".dev.vars");
+  if (!existsSync(file)) return {};
+  const vars: Record<string, string> = {};
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    const match = /^\s*([A-Z_][A-Z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
+    if (match) vars[match[1]!] = match[2]!.replace(/^"(.*)"$/, "$1");
+  }
+  return vars;
+}
+
+const configured = { ...devVars(), ...process.env };
+const vars: Record<string, string> = {};
+for (const name of WORKER_VARS) if (process.env[name] !== undefined) vars[name] = process.env[name]!;
+
+// Local conveniences, announced so nobody mistakes them for production settings.
+if (!configured.BRIDGE_SECRET) {
+  vars.BRIDGE_SECRET = randomBytes(32).toString("hex");
+  console.log("[start] BRIDGE_SECRET not set: using a random one shared by the worker and bridge for this run");
+}
+if (!configured.CLIENTS) {
+  vars.CLIENTS = JSON.stringify([{ appId: "app", key: "local-dev-key" }]);
+  console.log('[start] CLIENTS not set: API app "app" with key "local-dev-key"');
+}
+if (!configured.AUTH_HOST) {
+  vars.AUTH_HOST = "http://127.0.0.1:8000";
+  console.log("[start] AUTH_HOST not set: private/presence auth goes to http://127.0.0.1:8000 (php artisan serve)");
+}
+
+const children: ChildProcess[] = [];
+function run(name: string, command: string, args: string[], env: NodeJS.ProcessEnv): void {
+  const child = spawn(command, args, { cwd: ROOT, env, stdio: "inherit" });
+  child.on("exit", (code, signal) => {
+    console.log(`[start] ${name} exited (${signal ?? code}); stopping`);
+    shutdown(code ?? 1);
+  });
+  children.push(child);
+}
+
+let stopping = false;
+function shutdown(code: number): void {
+  if (stopping) return;
+  stopping = true;
+  for (const child of children) if (child.exitCode === null) child.kill("SIGTERM");
+  setTimeout(() => process.exit(code), 5000).unref();
+  Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once("exit", r)) : null))).then(() =>
+    process.exit(code),
+  );
+}
+process.on("SIGINT", () => shutdown(0));
+process.on("SIGTERM", () => shutdown(0));
+
+const wranglerArgs = ["dev", "--ip", "127.0.0.1", "--port", port, "--show-interactive-dev-session=false"];
+for (const [name, value] of Object.entries(vars)) wranglerArgs.push("--var", `${name}:${value}`);
+run("worker", resolve(ROOT, "node_modules/.bin/wrangler"), wranglerArgs, process.env);
+
+if (!workerOnly) {
+  await ensureRedis((line) => console.log(`[start] ${line}`));
+  const secret = vars.BRIDGE_SECRET ?? configured.BRIDGE_SECRET;
+  const firstApp = (JSON.parse(vars.CLIENTS ?? configured.CLIENTS ?? "[]") as { appId: string }[])[0]?.appId;
+  run("bridge", process.execPath, [resolve(ROOT, "bridge/main.ts")], {
+    ...process.env,
+    ECHO_URL: process.env.ECHO_URL ?? `http://127.0.0.1:${port}`,
+    BRIDGE_SECRET: secret,
+    ...(process.env.APP_ID || !firstApp ? {} : { APP_ID: firstApp }),
+  });
+}

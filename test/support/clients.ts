@@ -1,0 +1,111 @@
+/**
+ * Real clients for end-to-end tests: socket.io-client 2 (Engine.IO 3) and 4
+ * (Engine.IO 4), raw WebSockets, and laravel-echo on top of either.
+ */
+import Echo from "laravel-echo";
+import { io as ioV4 } from "socket.io-client";
+import ioV2 from "socket.io-client-v2";
+import { inject, vi } from "vitest";
+import WebSocket from "ws";
+
+export type ClientVersion = 2 | 4;
+export const CLIENT_VERSIONS: ClientVersion[] = [2, 4];
+
+/** The part of the socket.io-client API both versions share and the tests use. */
+export interface AnySocket {
+  id: string | undefined;
+  connected: boolean;
+  io: { engine: { id?: string; transport: { name: string }; on(event: string, cb: (...args: unknown[]) => void): void; write(data: string): void; close(): void } };
+  on(event: string, cb: (...args: any[]) => void): AnySocket;
+  once(event: string, cb: (...args: any[]) => void): AnySocket;
+  off(event: string, cb?: (...args: any[]) => void): AnySocket;
+  emit(event: string, ...args: unknown[]): AnySocket;
+  close(): AnySocket;
+}
+
+export const ioFor = (version: ClientVersion) =>
+  (version === 2 ? ioV2 : ioV4) as unknown as (url: string, options?: Record<string, unknown>) => AnySocket;
+
+export const workerUrl = () => inject("workerUrl");
+
+const opened: { close(): unknown }[] = [];
+
+/** Everything a test opened through these helpers is closed after it. */
+export function closeAll(): void {
+  for (const client of opened.splice(0)) client.close();
+}
+
+export function connectSocket(version: ClientVersion, options: Record<string, unknown> = {}, url = workerUrl()): AnySocket {
+  const socket = ioFor(version)(url, { forceNew: true, reconnectionDelay: 100, reconnectionDelayMax: 300, ...options });
+  opened.push(socket);
+  return socket;
+}
+
+export async function connected(socket: AnySocket): Promise<AnySocket> {
+  if (!socket.connected) {
+    await new Promise<void>((resolve, reject) => {
+      socket.once("connect", () => resolve());
+      socket.once("connect_error", (error: Error) => reject(error));
+    });
+  }
+  return socket;
+}
+
+export type EchoClient = Echo<"socket.io">;
+
+export function makeEcho(version: ClientVersion, options: Record<string, unknown> = {}, url = workerUrl()): EchoClient {
+  const echo = new Echo({
+    broadcaster: "socket.io",
+    host: url,
+    client: ioFor(version),
+    transports: ["websocket"],
+    reconnectionDelay: 100,
+    reconnectionDelayMax: 300,
+    ...options,
+  } as ConstructorParameters<typeof Echo>[0]) as EchoClient;
+  opened.push({ close: () => echo.disconnect() });
+  return echo;
+}
+
+export async function echoConnected(echo: EchoClient): Promise<EchoClient> {
+  await connected(echo.connector.socket as unknown as AnySocket);
+  return echo;
+}
+
+/** Publishes through laravel-echo-server's HTTP API (`POST /apps/:appId/events`). */
+export async function publishEvent(
+  body: { channel?: string; channels?: string[]; name: string; data: unknown; socket_id?: string },
+  app = inject("testApp"),
+): Promise<Response> {
+  return fetch(`${workerUrl()}/apps/${app.appId}/events`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${app.key}` },
+    body: JSON.stringify(body),
+  });
+}
+
+/** A raw WebSocket speaking Engine.IO directly, recording every frame it receives. */
+export async function rawSocket(query: string, url = workerUrl()): Promise<{ ws: WebSocket; frames: string[]; closed: Promise<number> }> {
+  const ws = new WebSocket(`${url.replace(/^http/, "ws")}/socket.io/?${query}`, { perMessageDeflate: false });
+  opened.push({ close: () => ws.terminate() });
+  const frames: string[] = [];
+  ws.on("message", (data) => frames.push(data.toString()));
+  const closed = new Promise<number>((resolve) => ws.once("close", (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    ws.once("open", () => resolve());
+    ws.once("error", reject);
+  });
+  return { ws, frames, closed };
+}
+
+export const until = <T>(check: () => T | Promise<T>, timeout = 10_000) => vi.waitFor(check, { timeout, interval: 25 });
+
+/** Collects what a laravel-echo listener receives. */
+export function collect<T = unknown>(): { items: T[]; push: (item: T) => void } {
+  const items: T[] = [];
+  return { items, push: (item: T) => void items.push(item) };
+}
+
+let counter = 0;
+/** A channel name no other test uses (files share one worker). */
+export const uniqueChannel = (prefix: string) => `${prefix}.${process.pid}.${Date.now().toString(36)}.${counter++}`;

@@ -1,0 +1,70 @@
+/**
+ * `GET /stats`: totals over every configured app, as JSON for monitoring. With an
+ * app key (`?auth_key=` or `Authorization: Bearer`) the answer adds that app's
+ * numbers and busiest channels, and a browser (`Accept: text/html`) gets the live
+ * dashboard instead. STATS_REQUIRE_KEY=true refuses callers without a key.
+ */
+import { Hono } from "hono";
+import { readConfig, type Env } from "../config.ts";
+import type { AppSnapshot, NamedChannelEntry } from "../../durable-objects/app.ts";
+import { statsPage } from "../stats/page.ts";
+import { logApiCall } from "./api.ts";
+import { appForKey } from "./app-key.ts";
+
+export const statsRoutes = new Hono<{ Bindings: Env }>();
+
+/** Rows in the per-channel table: enough to see the hot spots, small enough to poll every few seconds. */
+const BUSIEST_CHANNELS = 50;
+/** How often the dashboard polls this endpoint. */
+const DASHBOARD_POLL_MS = 3000;
+
+interface Counters {
+  clients: number;
+  channels: number;
+  subscriptions: number;
+  messages_received: number;
+  messages_delivered: number;
+}
+
+function counters(snapshots: AppSnapshot[]): Counters {
+  const sum = (pick: (s: AppSnapshot) => number) => snapshots.reduce((total, s) => total + pick(s), 0);
+  return {
+    clients: sum((s) => s.connections),
+    channels: sum((s) => s.channels),
+    subscriptions: sum((s) => s.subscriptions),
+    messages_received: sum((s) => s.received),
+    messages_delivered: sum((s) => s.delivered),
+  };
+}
+
+const uptimeSince = (startedAt: number) => (Date.now() - startedAt) / 1000;
+
+statsRoutes.get("/stats", logApiCall, async (c) => {
+  const config = readConfig(c.env);
+  const keyed = config.clients.find((client) => appForKey(c.env, client.appId, c.req.raw)) ?? null;
+  if (config.statsRequireKey && !keyed) return c.json({ error: "Unauthorized" }, 403);
+  if (keyed && c.req.header("accept")?.includes("text/html")) {
+    return c.html(statsPage(DASHBOARD_POLL_MS), 200, {
+      "cache-control": "no-store",
+      // The key is in the page's address: keep it out of Referer headers, and load nothing from elsewhere.
+      "referrer-policy": "no-referrer",
+      "content-security-policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+    });
+  }
+  const appIds = [...new Set(config.clients.map((client) => client.appId))];
+  const snapshots = await Promise.all(appIds.map((appId) => c.env.APP.getByName(appId).snapshot()));
+  const stats: Counters & { uptime: number; app?: Counters & { id: string; uptime: number; busiest_channels: NamedChannelEntry[] } } = {
+    uptime: snapshots.length === 0 ? 0 : uptimeSince(Math.min(...snapshots.map((s) => s.startedAt))),
+    ...counters(snapshots),
+  };
+  if (keyed) {
+    const snapshot = snapshots[appIds.indexOf(keyed.appId)]!;
+    stats.app = {
+      id: keyed.appId,
+      uptime: uptimeSince(snapshot.startedAt),
+      ...counters([snapshot]),
+      busiest_channels: await c.env.APP.getByName(keyed.appId).busiestChannels(BUSIEST_CHANNELS),
+    };
+  }
+  return c.json(stats);
+});
