@@ -87,8 +87,11 @@ export class PollingSessionObject extends DurableObject<Env> {
     return true;
   }
 
-  /** The client sent `5`: hand over what it sent so far; this object is done. */
-  async completeUpgrade(): Promise<string[] | null> {
+  /**
+   * The client sent `5`: hand over what it sent so far, and its handshake cookie
+   * (a WebSocket opened by a non-browser client may carry none); this object is done.
+   */
+  async completeUpgrade(): Promise<{ early: string[]; cookie: string | null } | null> {
     if (this.phase !== "upgrading") return null;
     this.phase = "upgraded";
     clearTimeout(this.timer);
@@ -96,7 +99,7 @@ export class PollingSessionObject extends DurableObject<Env> {
     this.flushPoll([{ type: "noop" }]);
     const early = this.early;
     this.early = [];
-    return early;
+    return { early, cookie: this.cookie };
   }
 
   private handshake(request: Request, jsonp: string | null): Response {

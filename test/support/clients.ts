@@ -7,6 +7,8 @@ import { io as ioV4 } from "socket.io-client";
 import ioV2 from "socket.io-client-v2";
 import { inject, vi } from "vitest";
 import WebSocket from "ws";
+import { signatureHeaders } from "../../worker/publish/signature.ts";
+import { BRIDGE_SECRET } from "./stack.ts";
 
 export type ClientVersion = 2 | 4;
 export const CLIENT_VERSIONS: ClientVersion[] = [2, 4];
@@ -109,3 +111,25 @@ export function collect<T = unknown>(): { items: T[]; push: (item: T) => void } 
 let counter = 0;
 /** A channel name no other test uses (files share one worker). */
 export const uniqueChannel = (prefix: string) => `${prefix}.${process.pid}.${Date.now().toString(36)}.${counter++}`;
+
+export interface LaravelPayload {
+  channel: string;
+  event: string;
+  data: unknown;
+  socket?: string | null;
+}
+
+/** Publishes a batch the way the bridge does: signed `POST /apps/:appId/publish`. */
+export async function publishBatch(messages: LaravelPayload[], id = crypto.randomUUID(), appId = inject("testApp").appId): Promise<Response> {
+  const body = JSON.stringify({ id, messages });
+  return fetch(`${workerUrl()}/apps/${appId}/publish`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(await signatureHeaders(BRIDGE_SECRET, body)) },
+    body,
+  });
+}
+
+/** What the Laravel auth fixture received for a channel. */
+export async function authRequestsFor(channel: string): Promise<{ method: string; path: string; headers: Record<string, string>; body: string }[]> {
+  return (await fetch(`${inject("authUrl")}/__requests?channel=${encodeURIComponent(channel)}`)).json();
+}

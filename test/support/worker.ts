@@ -3,7 +3,7 @@
  * its configuration passed as `--var`, exactly as `npm start` does.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -29,9 +29,24 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
+/**
+ * wrangler dev reloads (dropping every connection) when a source file changes;
+ * running from a snapshot of the sources keeps a test run immune to edits made
+ * while it runs.
+ */
+function snapshotSources(): string {
+  const dir = mkdtempSync(join(tmpdir(), "echo-edge-src-"));
+  for (const entry of ["worker", "durable-objects", "wrangler.toml", "package.json", "tsconfig.json"]) {
+    cpSync(join(ROOT, entry), join(dir, entry), { recursive: true });
+  }
+  symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
+  return dir;
+}
+
 export async function startWorker(vars: Record<string, string>, port?: number): Promise<RunningWorker> {
   const listenPort = port ?? (await freePort());
-  const persistDir = mkdtempSync(join(tmpdir(), "echo-edge-state-"));
+  const sources = snapshotSources();
+  const persistDir = join(sources, ".state");
   const args = [
     "dev",
     "--ip",
@@ -48,7 +63,7 @@ export async function startWorker(vars: Record<string, string>, port?: number): 
   ];
   for (const [key, value] of Object.entries(vars)) args.push("--var", `${key}:${value}`);
   const child: ChildProcess = spawn(join(ROOT, "node_modules/.bin/wrangler"), args, {
-    cwd: ROOT,
+    cwd: sources,
     env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "1", NO_COLOR: "1" },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -83,7 +98,7 @@ export async function startWorker(vars: Record<string, string>, port?: number): 
         await exited;
         clearTimeout(timer);
       }
-      rmSync(persistDir, { recursive: true, force: true });
+      rmSync(sources, { recursive: true, force: true });
     },
   };
 }

@@ -86,20 +86,19 @@ export function statsPage(pollMs: number): string {
 
   function byId(id) { return document.getElementById(id); }
   function number(n) { return Math.round(n).toLocaleString("en-US"); }
-  function rate(n) { return n < 10 ? n.toFixed(1) : number(n); }
+  function rate(n) { return n < 10 && n !== Math.round(n) ? n.toFixed(1) : number(n); }
   function duration(seconds) {
     var s = Math.floor(seconds), d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
     if (d) return d + "d " + h + "h";
     if (h) return h + "h " + m + "m";
-    return m + "m " + (s % 60) + "s";
+    if (m) return m + "m " + (s % 60) + "s";
+    return s + "s";
   }
   function kind(name) { return name.indexOf("presence-") === 0 ? "presence" : name.indexOf("private-") === 0 ? "private" : "public"; }
+  // The smallest multiple of four "round" units above the value, so all four gridlines get whole numbers.
   function niceMax(value) {
-    if (value <= 1) return 1;
-    var step = Math.pow(10, Math.floor(Math.log10(value)));
-    var fractions = [1, 2, 2.5, 5, 10];
-    for (var i = 0; i < fractions.length; i++) if (fractions[i] * step >= value) return fractions[i] * step;
-    return 10 * step;
+    var unit = Math.pow(10, Math.floor(Math.log10(Math.max(value, 4) / 4)));
+    return Math.max(1, Math.ceil(value / (4 * unit))) * 4 * unit;
   }
 
   // Only numbers reach this markup; channel names go through textContent below.
@@ -120,18 +119,19 @@ export function statsPage(pollMs: number): string {
       parts.push('<text x="' + left + '" y="' + (H - 5) + '">' + duration(span) + ' ago</text>');
       parts.push('<text x="' + (W - right) + '" y="' + (H - 5) + '" text-anchor="end">now</text>');
     }
+    var bottomY = H - bottom;
     series.forEach(function (s) {
+      if (s.values.length === 0) return;
       var offset = points - s.values.length;
-      var coords = s.values.map(function (v, i) {
-        var x = left + (W - left - right) * (points > 1 ? (i + offset) / (points - 1) : 1);
-        var y = top + (H - top - bottom) * (1 - v / max);
-        return x.toFixed(1) + "," + y.toFixed(1);
+      var xy = s.values.map(function (v, i) {
+        return [left + (W - left - right) * (points > 1 ? (i + offset) / (points - 1) : 1), top + (bottomY - top) * (1 - v / max)];
       });
-      if (coords.length === 0) return;
-      if (coords.length === 1) coords.unshift((left).toFixed(1) + "," + coords[0].split(",")[1]);
-      var base = (H - bottom).toFixed(1);
-      parts.push('<polygon points="' + coords[0].split(",")[0] + "," + base + " " + coords.join(" ") + " " + coords[coords.length - 1].split(",")[0] + "," + base + '" fill="' + s.color + '" opacity="0.08"/>');
-      parts.push('<polyline points="' + coords.join(" ") + '" fill="none" stroke="' + s.color + '" stroke-width="2" stroke-linejoin="round"/>');
+      // A single sample is drawn as a level line from the left edge.
+      if (xy.length === 1) xy.unshift([left, xy[0][1]]);
+      var line = xy.map(function (p) { return p[0].toFixed(1) + "," + p[1].toFixed(1); }).join(" ");
+      var area = xy[0][0].toFixed(1) + "," + bottomY + " " + line + " " + xy[xy.length - 1][0].toFixed(1) + "," + bottomY;
+      parts.push('<polygon points="' + area + '" fill="' + s.color + '" opacity="0.08"/>');
+      parts.push('<polyline points="' + line + '" fill="none" stroke="' + s.color + '" stroke-width="2" stroke-linejoin="round"/>');
     });
     svg.innerHTML = parts.join("");
   }

@@ -104,9 +104,10 @@ export function serveWebSocket(
       return closeSocket("session is no longer upgradable");
     }
     if (packet.type === "upgrade") {
-      const buffered = await polling.completeUpgrade();
-      if (buffered === null) return closeSocket("session is no longer upgradable");
-      return begin(buffered);
+      const handover = await polling.completeUpgrade();
+      if (handover === null) return closeSocket("session is no longer upgradable");
+      client.cookie ??= handover.cookie;
+      return begin(handover.early);
     }
     if (packet.type !== "noop") closeSocket(`protocol error: unexpected ${packet.type} packet during upgrade`);
   };
