@@ -30,6 +30,11 @@ export interface ChannelInfo {
   invocations: number;
 }
 
+/** A link's hibernation attachment: what the session said, plus when it joined (members list in join order). */
+interface AttachedLink extends LinkInfo {
+  joinedAt: number;
+}
+
 interface PendingLeave {
   member: PresenceMember;
   due: number;
@@ -43,7 +48,7 @@ const LEAVE_PREFIX = "leave:";
 
 export class ChannelObject extends DurableObject<Env> {
   private linksLoaded = false;
-  private readonly links = new Map<WebSocket, LinkInfo>();
+  private readonly links = new Map<WebSocket, AttachedLink>();
   private readonly seenBatches = new Map<string, number>();
   private counters = { received: 0, delivered: 0 };
   private invocations = 0;
@@ -63,12 +68,13 @@ export class ChannelObject extends DurableObject<Env> {
     this.rememberName(info.appId, info.channel);
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.ctx.acceptWebSocket(server);
-    server.serializeAttachment(info);
+    const link: AttachedLink = { ...info, joinedAt: Date.now() };
+    server.serializeAttachment(link);
     const links = this.loadLinks();
     const member = info.member;
     const alreadyPresent = member !== null && this.isPresent(member.user_id);
     const returning = member !== null && this.cancelPendingLeave(member.user_id);
-    links.set(server, info);
+    links.set(server, link);
     if (member) {
       server.send(eventPacket("presence:subscribed", info.channel, this.members()));
       if (!alreadyPresent && !returning) this.broadcast(eventPacket("presence:joining", info.channel, member), server);
@@ -198,10 +204,10 @@ export class ChannelObject extends DurableObject<Env> {
     }
   }
 
-  private loadLinks(): Map<WebSocket, LinkInfo> {
+  private loadLinks(): Map<WebSocket, AttachedLink> {
     if (!this.linksLoaded) {
       for (const ws of this.ctx.getWebSockets()) {
-        const info = ws.deserializeAttachment() as LinkInfo | null;
+        const info = ws.deserializeAttachment() as AttachedLink | null;
         if (info) this.links.set(ws, info);
       }
       this.linksLoaded = true;
@@ -225,11 +231,13 @@ export class ChannelObject extends DurableObject<Env> {
     return false;
   }
 
-  /** One entry per user: connected users first, then those inside their leave grace. */
+  /** One entry per user in join order: connected users, then those inside their leave grace. */
   private members(): PresenceMember[] {
     const byUser = new Map<string, PresenceMember>();
-    for (const link of this.loadLinks().values()) {
-      if (link.member) byUser.set(JSON.stringify(link.member.user_id), link.member);
+    const links = [...this.loadLinks().values()].sort((a, b) => a.joinedAt - b.joinedAt);
+    for (const link of links) {
+      const key = JSON.stringify(link.member?.user_id);
+      if (link.member && !byUser.has(key)) byUser.set(key, link.member);
     }
     for (const [key, pending] of this.ctx.storage.kv.list<PendingLeave>({ prefix: LEAVE_PREFIX })) {
       const userKey = key.slice(LEAVE_PREFIX.length);
