@@ -134,5 +134,9 @@ export function serveWebSocket(
     ]);
     begin([]);
   }
-  return new Response(null, { status: 101, webSocket: clientEnd });
+  // Refuse permessage-deflate: workerd would otherwise compress every frame, however
+  // small, and inflating small frames is what limits clients (DESIGN.md, measured).
+  // The runtime honours an empty extensions header on the 101 in production; the
+  // local wrangler dev proxy negotiates with the client itself and ignores it.
+  return new Response(null, { status: 101, webSocket: clientEnd, headers: { "sec-websocket-extensions": "" } });
 }
