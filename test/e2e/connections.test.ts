@@ -171,6 +171,22 @@ describe("polling sessions", () => {
     expect(body).toBe("2:40");
   });
 
+  it("Engine.IO 3 JSONP polling wraps payloads in ___eio[n] and reads d= bodies", async () => {
+    const open = await (await fetch(`${workerUrl()}/socket.io/?EIO=3&transport=polling&j=0`)).text();
+    const match = /^___eio\[0\]\("(.*)"\);$/.exec(open);
+    expect(match).not.toBeNull();
+    const sid = /\\"sid\\":\\"([\w-]+)\\"/.exec(match![1]!)![1];
+    const url = `${workerUrl()}/socket.io/?EIO=3&transport=polling&j=1&sid=${sid}`;
+    const pong = fetch(url).then((r) => r.text());
+    const posted = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: "d=" + encodeURIComponent("1:2"),
+    });
+    expect(await posted.text()).toBe("ok");
+    expect(await pong).toBe('___eio[1]("1:3");');
+  });
+
   it("overlapping polls close the session", async () => {
     const sid = await handshake(4);
     const first = fetch(pollUrl(4, sid)).then((r) => r.text());

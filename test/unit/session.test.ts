@@ -1,0 +1,163 @@
+/**
+ * The Socket.IO session on its own, with an in-memory channel gateway: CONNECT
+ * per revision, subscribe/unsubscribe/whisper rules and per-connection limits.
+ */
+import { describe, expect, it } from "vitest";
+import type { AuthResult, PresenceMember } from "../../worker/channels/auth.ts";
+import type { LinkHandlers, Whisper } from "../../worker/channels/link.ts";
+import type { Config } from "../../worker/config.ts";
+import { readConfig } from "../../worker/config.ts";
+import { Session, type ChannelGateway } from "../../worker/session/session.ts";
+
+interface FakeLink {
+  channel: string;
+  member: PresenceMember | null;
+  whispers: Whisper[];
+  closed: string | null;
+  handlers: LinkHandlers;
+}
+
+function harness(overrides: Partial<Config> = {}, revision: 4 | 5 = 5) {
+  const config = { ...readConfig({} as never), ...overrides };
+  const sent: string[] = [];
+  const frames: string[] = [];
+  const closes: string[] = [];
+  const links: FakeLink[] = [];
+  const gateway: ChannelGateway = {
+    async authorize(channel): Promise<AuthResult> {
+      if (channel.includes("denied")) return { ok: false, status: 403, reason: "no" };
+      return { ok: true, member: channel.startsWith("presence-") ? { user_id: 1, user_info: { name: "T" } } : null };
+    },
+    async open(channel, _socketId, member, handlers) {
+      const link: FakeLink = { channel, member, whispers: [], closed: null, handlers };
+      links.push(link);
+      return {
+        whisper: (w) => link.whispers.push(w),
+        close: (reason) => void (link.closed = reason),
+      };
+    },
+  };
+  const session = new Session({
+    revision,
+    socketId: "sock-1",
+    config,
+    gateway,
+    log: { debug() {}, warn() {} },
+    send: (packets) => sent.push(...packets),
+    sendFrames: (f) => frames.push(...f),
+    close: (reason) => closes.push(reason),
+  });
+  const emit = (...args: unknown[]) => session.receive("2" + JSON.stringify(args));
+  const settle = () => new Promise((r) => setTimeout(r, 0));
+  return { session, sent, frames, closes, links, emit, settle };
+}
+
+describe("CONNECT", () => {
+  it("revision 4 connects unasked; revision 5 answers the client's CONNECT with its socket id", () => {
+    const v4 = harness({}, 4);
+    v4.session.start();
+    expect(v4.sent).toEqual(["0"]);
+    const v5 = harness({}, 5);
+    v5.session.start();
+    expect(v5.sent).toEqual([]);
+    v5.session.receive('0{"token":"x"}');
+    expect(v5.sent).toEqual(['0{"sid":"sock-1"}']);
+  });
+
+  it("refuses other namespaces and events before CONNECT", () => {
+    const h = harness();
+    h.session.receive("0/admin,");
+    expect(h.sent).toEqual(['4/admin,{"message":"Invalid namespace"}']);
+    h.session.receive('2["subscribe",{"channel":"a"}]');
+    expect(h.closes).toEqual(["protocol error: event before connect"]);
+  });
+});
+
+describe("subscriptions", () => {
+  it("opens one link per channel, forwards its frames, closes it on unsubscribe", async () => {
+    const h = harness();
+    h.session.receive("0");
+    h.emit("subscribe", { channel: "orders" });
+    h.emit("subscribe", { channel: "orders" });
+    await h.settle();
+    expect(h.links.map((l) => l.channel)).toEqual(["orders"]);
+    h.links[0]!.handlers.onFrames(['42["E","orders",1]']);
+    expect(h.frames).toEqual(['42["E","orders",1]']);
+    h.emit("unsubscribe", { channel: "orders" });
+    expect(h.links[0]!.closed).toBe("unsubscribe");
+    h.links[0]!.handlers.onFrames(['42["E","orders",2]']);
+    expect(h.frames).toHaveLength(1);
+  });
+
+  it("caps channels per connection with subscription_error 429", async () => {
+    const h = harness({ maxChannelsPerConnection: 2 });
+    h.session.receive("0");
+    for (const channel of ["a", "b", "c"]) h.emit("subscribe", { channel });
+    await h.settle();
+    expect(h.links.map((l) => l.channel)).toEqual(["a", "b"]);
+    expect(h.sent).toContain('2["subscription_error","c",429]');
+  });
+
+  it("refused auth sends subscription_error with Laravel's status and opens no link", async () => {
+    const h = harness();
+    h.session.receive("0");
+    h.emit("subscribe", { channel: "private-denied" });
+    await h.settle();
+    expect(h.links).toEqual([]);
+    expect(h.sent).toContain('2["subscription_error","private-denied",403]');
+  });
+
+  it("unsubscribing while auth is pending never opens the link", async () => {
+    const h = harness();
+    h.session.receive("0");
+    h.emit("subscribe", { channel: "private-slowpoke" });
+    h.emit("unsubscribe", { channel: "private-slowpoke" });
+    await h.settle();
+    await h.settle();
+    expect(h.links.every((l) => l.closed === "unsubscribe")).toBe(true);
+  });
+
+  it("a lost link closes the client so it reconnects and subscribes again", async () => {
+    const h = harness();
+    h.session.receive("0");
+    h.emit("subscribe", { channel: "orders" });
+    await h.settle();
+    h.links[0]!.handlers.onLost();
+    expect(h.closes).toEqual(["link to orders lost"]);
+  });
+
+  it("end() closes every link as a disconnect", async () => {
+    const h = harness();
+    h.session.receive("0");
+    h.emit("subscribe", { channel: "a" });
+    h.emit("subscribe", { channel: "presence-b" });
+    await h.settle();
+    h.session.end();
+    expect(h.links.map((l) => l.closed)).toEqual(["disconnect", "disconnect"]);
+  });
+});
+
+describe("whisper", () => {
+  it("relays client-* events on joined private/presence channels only", async () => {
+    const h = harness();
+    h.session.receive("0");
+    h.emit("subscribe", { channel: "public" });
+    h.emit("subscribe", { channel: "private-chat" });
+    await h.settle();
+    h.emit("client event", { channel: "public", event: "client-typing", data: 1 });
+    h.emit("client event", { channel: "private-other", event: "client-typing", data: 2 });
+    h.emit("client event", { channel: "private-chat", event: "typing", data: 3 });
+    h.emit("client event", { channel: "private-chat", event: "client-typing", data: 4 });
+    expect(h.links.flatMap((l) => l.whispers)).toEqual([{ event: "client-typing", data: 4 }]);
+    expect(h.sent.filter((p) => p.includes("echo-edge:error"))).toHaveLength(1);
+  });
+
+  it("is rate limited per connection", async () => {
+    const h = harness({ whisperRate: 5 });
+    h.session.receive("0");
+    h.emit("subscribe", { channel: "private-chat" });
+    await h.settle();
+    for (let i = 0; i < 20; i++) h.emit("client event", { channel: "private-chat", event: "client-x", data: i });
+    expect(h.links[0]!.whispers.length).toBe(5);
+  });
+});
