@@ -2,9 +2,11 @@
  * `GET /stats`: totals over every configured app, as JSON for monitoring. With an
  * app key (`?auth_key=` or `Authorization: Bearer`) the answer adds that app's
  * numbers and busiest channels, and a browser (`Accept: text/html`) gets the live
- * dashboard instead. STATS_REQUIRE_KEY=true refuses callers without a key.
+ * dashboard instead. A wrong key is refused; STATS_REQUIRE_KEY=true refuses
+ * callers without a key too.
  */
 import { Hono } from "hono";
+import { channelKind, type ChannelKind } from "../channels/names.ts";
 import { readConfig, type Env } from "../config.ts";
 import type { AppSnapshot, NamedChannelEntry } from "../../durable-objects/app.ts";
 import { statsPage } from "../stats/page.ts";
@@ -26,6 +28,12 @@ interface Counters {
   messages_delivered: number;
 }
 
+interface Stats extends Counters {
+  uptime: number;
+  /** Only for a caller with an app key: that app's share and its busiest channels. */
+  app?: Counters & { id: string; uptime: number; busiest_channels: (NamedChannelEntry & { kind: ChannelKind })[] };
+}
+
 function counters(snapshots: AppSnapshot[]): Counters {
   const sum = (pick: (s: AppSnapshot) => number) => snapshots.reduce((total, s) => total + pick(s), 0);
   return {
@@ -42,7 +50,9 @@ const uptimeSince = (startedAt: number) => (Date.now() - startedAt) / 1000;
 statsRoutes.get("/stats", logApiCall, async (c) => {
   const config = readConfig(c.env);
   const keyed = config.clients.find((client) => appForKey(c.env, client.appId, c.req.raw)) ?? null;
-  if (config.statsRequireKey && !keyed) return c.json({ error: "Unauthorized" }, 403);
+  // A wrong key is refused rather than quietly answered with the keyless totals.
+  const keyGiven = c.req.query("auth_key") !== undefined || c.req.header("authorization") !== undefined;
+  if (!keyed && (config.statsRequireKey || keyGiven)) return c.json({ error: "Unauthorized" }, 403);
   if (keyed && c.req.header("accept")?.includes("text/html")) {
     return c.html(statsPage(DASHBOARD_POLL_MS), 200, {
       "cache-control": "no-store",
@@ -53,7 +63,7 @@ statsRoutes.get("/stats", logApiCall, async (c) => {
   }
   const appIds = [...new Set(config.clients.map((client) => client.appId))];
   const snapshots = await Promise.all(appIds.map((appId) => c.env.APP.getByName(appId).snapshot()));
-  const stats: Counters & { uptime: number; app?: Counters & { id: string; uptime: number; busiest_channels: NamedChannelEntry[] } } = {
+  const stats: Stats = {
     uptime: snapshots.length === 0 ? 0 : uptimeSince(Math.min(...snapshots.map((s) => s.startedAt))),
     ...counters(snapshots),
   };
@@ -63,7 +73,10 @@ statsRoutes.get("/stats", logApiCall, async (c) => {
       id: keyed.appId,
       uptime: uptimeSince(snapshot.startedAt),
       ...counters([snapshot]),
-      busiest_channels: await c.env.APP.getByName(keyed.appId).busiestChannels(BUSIEST_CHANNELS),
+      busiest_channels: (await c.env.APP.getByName(keyed.appId).busiestChannels(BUSIEST_CHANNELS)).map((entry) => ({
+        ...entry,
+        kind: channelKind(entry.name),
+      })),
     };
   }
   return c.json(stats);

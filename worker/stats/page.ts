@@ -94,7 +94,6 @@ export function statsPage(pollMs: number): string {
     if (m) return m + "m " + (s % 60) + "s";
     return s + "s";
   }
-  function kind(name) { return name.indexOf("presence-") === 0 ? "presence" : name.indexOf("private-") === 0 ? "private" : "public"; }
   // The smallest multiple of four "round" units above the value, so all four gridlines get whole numbers.
   function niceMax(value) {
     var unit = Math.pow(10, Math.floor(Math.log10(Math.max(value, 4) / 4)));
@@ -151,7 +150,7 @@ export function statsPage(pollMs: number): string {
     rows.forEach(function (row) {
       var tr = body.insertRow();
       var name = tr.insertCell(); name.className = "name"; name.textContent = row.name;
-      var type = tr.insertCell(); var badge = document.createElement("span"); badge.className = "kind"; badge.textContent = kind(row.name); type.appendChild(badge);
+      var type = tr.insertCell(); var badge = document.createElement("span"); badge.className = "kind"; badge.textContent = row.kind; type.appendChild(badge);
       var subs = tr.insertCell(); subs.className = "num"; subs.textContent = number(row.subscription_count);
       var users = tr.insertCell(); users.className = "num"; users.textContent = row.user_count === null ? "–" : number(row.user_count);
       var barCell = tr.insertCell(); barCell.style.width = "28%";
