@@ -4,6 +4,11 @@
  * admission for MAX_CLIENTS. It is never on the per-message path: channels report
  * occupancy and batched counters at most once a second, sessions call it once on
  * connect and once on disconnect.
+ *
+ * A session whose Worker dies without running its close handlers never releases
+ * its entry, so entries are leases: a deploy (which drops every WebSocket) voids
+ * the entries of older versions, and an entry not renewed within CONNECTION_LEASE_MS
+ * expires. Sessions renew every CONNECTION_RENEW_MS, a few requests a day at most.
  */
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../worker/config.ts";
@@ -42,9 +47,18 @@ export interface AppSnapshot {
 const CHANNEL_PREFIX = "channel:";
 const bySubscriptions = (a: ChannelEntry, b: ChannelEntry) => b.subscription_count - a.subscription_count;
 const CONNECTION_PREFIX = "connection:";
+export const CONNECTION_LEASE_MS = 24 * 60 * 60 * 1000;
+export const CONNECTION_RENEW_MS = CONNECTION_LEASE_MS / 4;
+const PRUNE_EVERY_MS = 60_000;
+
+interface ConnectionLease {
+  at: number;
+  version: string;
+}
 
 export class AppObject extends DurableObject<Env> {
   private connectionCount: number | null = null;
+  private prunedAt = 0;
   /** Sums over the channel directory, loaded once by a scan and then kept up to date by reports. */
   private occupancy: { channels: number; subscriptions: number } | null = null;
 
@@ -53,14 +67,19 @@ export class AppObject extends DurableObject<Env> {
     if (ctx.storage.kv.get("startedAt") === undefined) ctx.storage.kv.put("startedAt", Date.now());
   }
 
-  /** Admits a new connection unless `maxClients` (0: unlimited) are already connected. */
-  async admit(sessionId: string, maxClients: number): Promise<boolean> {
+  /**
+   * Admits a new connection unless `maxClients` (0: unlimited) are already
+   * connected; for an admitted session, renews its lease. `version` is the Worker
+   * version serving it: the first admission under a new version voids older leases.
+   */
+  async admit(sessionId: string, maxClients: number, version: string): Promise<boolean> {
+    this.prune(version);
+    const key = CONNECTION_PREFIX + sessionId;
+    const known = this.ctx.storage.kv.get(key) !== undefined;
     const count = this.connections();
-    if (maxClients > 0 && count >= maxClients) return false;
-    if (this.ctx.storage.kv.get(CONNECTION_PREFIX + sessionId) === undefined) {
-      this.ctx.storage.kv.put(CONNECTION_PREFIX + sessionId, Date.now());
-      this.connectionCount = count + 1;
-    }
+    if (!known && maxClients > 0 && count >= maxClients) return false;
+    this.ctx.storage.kv.put(key, { at: Date.now(), version } satisfies ConnectionLease);
+    if (!known) this.connectionCount = count + 1;
     return true;
   }
 
@@ -126,6 +145,19 @@ export class AppObject extends DurableObject<Env> {
     for (const [key, entry] of this.ctx.storage.kv.list<ChannelEntry>({ prefix: CHANNEL_PREFIX + prefix })) {
       yield [key.slice(CHANNEL_PREFIX.length), entry];
     }
+  }
+
+  private prune(version: string): void {
+    const kv = this.ctx.storage.kv;
+    const now = Date.now();
+    const newVersion = kv.get<string>("version") !== version;
+    if (!newVersion && now - this.prunedAt < PRUNE_EVERY_MS) return;
+    this.prunedAt = now;
+    if (newVersion) kv.put("version", version);
+    for (const [key, lease] of kv.list<ConnectionLease>({ prefix: CONNECTION_PREFIX })) {
+      if (lease.version !== version || now - lease.at > CONNECTION_LEASE_MS) kv.delete(key);
+    }
+    this.connectionCount = null;
   }
 
   private connections(): number {

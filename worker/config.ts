@@ -10,6 +10,8 @@ export interface Env {
   CHANNEL: DurableObjectNamespace<ChannelObject>;
   POLLING: DurableObjectNamespace<PollingSessionObject>;
   APP: DurableObjectNamespace<AppObject>;
+  /** Identifies the deployed version; connection leases from older versions are void. */
+  CF_VERSION_METADATA?: WorkerVersionMetadata;
   AUTH_HOST?: string;
   AUTH_ENDPOINT?: string;
   AUTH_TIMEOUT?: string;
@@ -113,6 +115,10 @@ export function readConfig(env: Env): Config {
   };
   cache.set(env, config);
   return config;
+}
+
+export function workerVersion(env: Env): string {
+  return env.CF_VERSION_METADATA?.id ?? "local";
 }
 
 /** The app a Socket.IO connection belongs to: `?appId=` when given, else the first configured app. */

@@ -4,7 +4,7 @@
  * WebSockets stay in this Worker.
  */
 import { Hono } from "hono";
-import { defaultAppId, readConfig, type Env } from "../config.ts";
+import { defaultAppId, readConfig, workerVersion, type Env } from "../config.ts";
 import { EngineError, engineErrorResponse } from "../engine/errors.ts";
 import { parseEngineQuery } from "../engine/request.ts";
 import { randomId } from "../ids.ts";
@@ -68,7 +68,7 @@ socketIoRoutes.on(["GET", "POST", "OPTIONS", "PUT", "DELETE", "PATCH"], ["/socke
     return engineErrorResponse(EngineError.BAD_HANDSHAKE_METHOD, cors);
   }
   const sid = randomId();
-  if (!(await env.APP.getByName(appId).admit(sid, config.maxClients))) {
+  if (!(await env.APP.getByName(appId).admit(sid, config.maxClients, workerVersion(env)))) {
     createLogger(config.devMode).warn("connection_refused", { appId, reason: "MAX_CLIENTS", maxClients: config.maxClients });
     return engineErrorResponse(EngineError.FORBIDDEN, cors, `too many clients: MAX_CLIENTS (${config.maxClients}) reached`);
   }

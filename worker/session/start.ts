@@ -4,7 +4,8 @@
  * PollingSessionObject both start sessions here.
  */
 import { channelGateway } from "../channels/gateway.ts";
-import type { Config, Env } from "../config.ts";
+import { workerVersion, type Config, type Env } from "../config.ts";
+import { CONNECTION_RENEW_MS } from "../../durable-objects/app.ts";
 import { EngineConnection } from "../engine/connection.ts";
 import { randomId } from "../ids.ts";
 import { createLogger } from "../log.ts";
@@ -39,6 +40,11 @@ export function startSession(
   const revision = revisionFor(handshake.version);
   // Revision 4 clients take the engine sid as their socket id; revision 5 gets its own.
   const socketId = revision === 4 ? handshake.sid : randomId();
+  const app = env.APP.getByName(handshake.appId);
+  // Keeps this connection's admission lease alive (see AppObject).
+  const renewal = setInterval(() => {
+    transport.waitUntil(app.admit(handshake.sid, 0, workerVersion(env)).catch(() => {}));
+  }, CONNECTION_RENEW_MS);
   const engine: EngineConnection = new EngineConnection({
     version: handshake.version,
     pingInterval: config.pingInterval,
@@ -47,11 +53,12 @@ export function startSession(
     writeFrames: (frames) => transport.writeFrames(frames),
     onMessage: (text) => session.receive(text),
     onClose: (reason) => {
+      clearInterval(renewal);
       session.end();
       transport.close(reason);
       log.debug("disconnected", { sid: handshake.sid, socketId, reason });
       transport.waitUntil(
-        env.APP.getByName(handshake.appId)
+        app
           .release(handshake.sid)
           .catch((error: unknown) => log.warn("release_failed", { sid: handshake.sid, error: String(error) })),
       );
