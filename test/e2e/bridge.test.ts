@@ -19,10 +19,9 @@ import {
   workerUrl,
   type EchoClient,
 } from "../support/clients.ts";
+import { LARAVEL_MULTI_CHANNEL_SCRIPT } from "../support/laravel.ts";
 import { BRIDGE_SECRET } from "../support/stack.ts";
 
-/** Exactly what Laravel's RedisBroadcaster sends with EVAL to publish to several channels. */
-const LARAVEL_MULTI_CHANNEL_SCRIPT = "for i = 2, #ARGV do\n  redis.call('publish', ARGV[i], ARGV[1])\nend";
 // Its own prefix, so other files publishing on the shared Redis do not reach this bridge.
 const PREFIX = `e2e_bridge_${process.pid}_`;
 

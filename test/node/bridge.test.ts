@@ -15,14 +15,13 @@ import { startBridge, type RunningBridge } from "../../bridge/bridge.ts";
 import { configFromEnv } from "../../bridge/config.ts";
 import type { Logger } from "../../bridge/log.ts";
 import { verify } from "../../worker/publish/signature.ts";
+import { LARAVEL_MULTI_CHANNEL_SCRIPT } from "../support/laravel.ts";
 import { redisAnswers } from "../support/redis.ts";
 import { freePort } from "../support/worker.ts";
 
 const SECRET = "bridge-test-secret";
 const SHARED_REDIS = "redis://127.0.0.1:6379";
 const ROOT = resolve(import.meta.dirname, "../..");
-/** Exactly what Laravel's RedisBroadcaster sends with EVAL to publish to several channels. */
-const LARAVEL_MULTI_CHANNEL_SCRIPT = "for i = 2, #ARGV do\n  redis.call('publish', ARGV[i], ARGV[1])\nend";
 
 interface WireMessage {
   channel: string;

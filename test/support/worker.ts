@@ -44,6 +44,19 @@ function snapshotSources(): string {
 }
 
 export async function startWorker(vars: Record<string, string>, port?: number): Promise<RunningWorker> {
+  try {
+    return await launchWorker(vars, port);
+  } catch (error) {
+    // Ports come from freePort() and can be taken by another process before
+    // wrangler binds them; one more try with fresh ports settles that race.
+    if (!(error instanceof EarlyExit)) throw error;
+    return launchWorker(vars, port);
+  }
+}
+
+class EarlyExit extends Error {}
+
+async function launchWorker(vars: Record<string, string>, port?: number): Promise<RunningWorker> {
   const listenPort = port ?? (await freePort());
   const sources = snapshotSources();
   const persistDir = join(sources, ".state");
@@ -73,7 +86,10 @@ export async function startWorker(vars: Record<string, string>, port?: number): 
   const url = `http://127.0.0.1:${listenPort}`;
   const deadline = Date.now() + 60_000;
   while (true) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited early:\n${output}`);
+    if (child.exitCode !== null) {
+      rmSync(sources, { recursive: true, force: true });
+      throw new EarlyExit(`wrangler dev exited early:\n${output}`);
+    }
     try {
       const res = await fetch(url + "/");
       if (res.status === 200) break;
