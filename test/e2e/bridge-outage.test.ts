@@ -6,11 +6,9 @@
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { startBridge, type RunningBridge } from "../../bridge/bridge.ts";
-import { configFromEnv } from "../../bridge/config.ts";
-import type { Logger } from "../../bridge/log.ts";
+import type { RunningBridge } from "../../bridge/bridge.ts";
+import { startTestBridge } from "../support/bridge.ts";
 import { closeAll, collect, echoConnected, makeEcho, uniqueChannel, until, workerUrl } from "../support/clients.ts";
-import { BRIDGE_SECRET } from "../support/stack.ts";
 import { freePort } from "../support/worker.ts";
 
 const PREFIX = `e2e_outage_${process.pid}_`;
@@ -53,25 +51,12 @@ class Cable {
 let cable: Cable;
 let bridge: RunningBridge;
 let redis: Redis;
-const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 beforeAll(async () => {
   cable = new Cable(await freePort(), Number(new URL(workerUrl()).port));
   await cable.plug();
-  bridge = await startBridge(
-    configFromEnv({
-      BRIDGE_SECRET,
-      ECHO_URL: `http://127.0.0.1:${cable.port}`,
-      REDIS_URL: "redis://127.0.0.1:6379",
-      REDIS_PREFIX: PREFIX,
-      BRIDGE_PORT: "0",
-      BRIDGE_PREFIX_CHECK_SECONDS: "0",
-      BRIDGE_RETRY_MAX_MS: "1000",
-    }),
-    quiet,
-  );
+  bridge = await startTestBridge(`http://127.0.0.1:${cable.port}`, PREFIX, { BRIDGE_RETRY_MAX_MS: "1000" });
   redis = new Redis("redis://127.0.0.1:6379");
-  await until(() => expect(bridge.stats().redis.state).toBe("subscribed"));
 });
 
 afterAll(async () => {

@@ -5,9 +5,8 @@
  */
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startBridge, type RunningBridge } from "../../bridge/bridge.ts";
-import { configFromEnv } from "../../bridge/config.ts";
-import type { Logger } from "../../bridge/log.ts";
+import type { RunningBridge } from "../../bridge/bridge.ts";
+import { startTestBridge } from "../support/bridge.ts";
 import {
   CLIENT_VERSIONS,
   closeAll,
@@ -20,29 +19,16 @@ import {
   type EchoClient,
 } from "../support/clients.ts";
 import { LARAVEL_MULTI_CHANNEL_SCRIPT } from "../support/laravel.ts";
-import { BRIDGE_SECRET } from "../support/stack.ts";
 
 // Its own prefix, so other files publishing on the shared Redis do not reach this bridge.
 const PREFIX = `e2e_bridge_${process.pid}_`;
 
-const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 let bridge: RunningBridge;
 let redis: Redis;
 
 beforeAll(async () => {
-  bridge = await startBridge(
-    configFromEnv({
-      BRIDGE_SECRET,
-      ECHO_URL: workerUrl(),
-      REDIS_URL: "redis://127.0.0.1:6379",
-      REDIS_PREFIX: PREFIX,
-      BRIDGE_PORT: "0",
-      BRIDGE_PREFIX_CHECK_SECONDS: "0",
-    }),
-    quiet,
-  );
+  bridge = await startTestBridge(workerUrl(), PREFIX);
   redis = new Redis("redis://127.0.0.1:6379");
-  await until(() => expect(bridge.stats().redis.state).toBe("subscribed"));
 });
 
 afterAll(async () => {

@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { closeAll, collect, echoConnected, makeEcho, publishEvent, uniqueChannel, until, workerUrl, type ClientVersion } from "../support/clients.ts";
 import { TEST_APP, TEST_VARS } from "../support/stack.ts";
 import { startWorker } from "../support/worker.ts";
+import type { Stats } from "../../worker/routes/stats.ts";
 
 afterEach(closeAll);
 
@@ -17,17 +18,6 @@ const OTHER_APP = { appId: "other-app", key: "other-key" };
 const CHROMIUM = "/usr/bin/chromium";
 const SCREENSHOT = resolve(import.meta.dirname, "../../test-results/stats.png");
 
-interface Counters {
-  clients: number;
-  channels: number;
-  subscriptions: number;
-  messages_received: number;
-  messages_delivered: number;
-}
-interface Stats extends Counters {
-  uptime: number;
-  app?: Counters & { id: string; uptime: number; busiest_channels: { name: string; kind: string; subscription_count: number; user_count: number | null }[] };
-}
 
 async function stats(query = "", url = workerUrl()): Promise<{ status: number; body: Stats }> {
   const response = await fetch(`${url}/stats${query}`);

@@ -20,7 +20,7 @@ const BUSIEST_CHANNELS = 50;
 /** How often the dashboard polls this endpoint. */
 const DASHBOARD_POLL_MS = 3000;
 
-interface Counters {
+export interface Counters {
   clients: number;
   channels: number;
   subscriptions: number;
@@ -28,7 +28,7 @@ interface Counters {
   messages_delivered: number;
 }
 
-interface Stats extends Counters {
+export interface Stats extends Counters {
   uptime: number;
   /** Only for a caller with an app key: that app's share and its busiest channels. */
   app?: Counters & { id: string; uptime: number; busiest_channels: (NamedChannelEntry & { kind: ChannelKind })[] };
