@@ -226,6 +226,15 @@ describe("bad input from one client leaves others unaffected", () => {
     });
   });
 
+  it("oversized polling body: 413 and that session is closed", async () => {
+    const body = await (await fetch(`${workerUrl()}/socket.io/?EIO=4&transport=polling`)).text();
+    const sid = JSON.parse(body.slice(1)).sid;
+    const url = `${workerUrl()}/socket.io/?EIO=4&transport=polling&sid=${sid}`;
+    const response = await fetch(url, { method: "POST", body: "4" + "x".repeat(Number(TEST_VARS.MAX_PAYLOAD)) });
+    expect(response.status).toBe(413);
+    expect((await fetch(url)).status).toBe(400);
+  });
+
   it("garbage polling body: 400 and that session is closed", async () => {
     const body = await (await fetch(`${workerUrl()}/socket.io/?EIO=3&transport=polling`)).text();
     const sid = JSON.parse(body.slice(body.indexOf("{"))).sid;
