@@ -5,3 +5,8 @@ export function randomId(): string {
   for (const b of bytes) binary += String.fromCharCode(b);
   return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_");
 }
+
+/** Whether a client-supplied sid could be one of ours; others are refused without waking a Durable Object. */
+export function isWellFormedId(id: string): boolean {
+  return /^[\w-]{20}$/.test(id);
+}

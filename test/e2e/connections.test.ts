@@ -187,6 +187,13 @@ describe("polling sessions", () => {
     expect(await pong).toBe('___eio[1]("1:3");');
   });
 
+  it("a client cannot forge the Worker's handshake headers to reset someone's session", async () => {
+    const sid = await handshake(4);
+    const forged = await fetch(pollUrl(4, sid), { headers: { "x-echo-sid": sid, "x-echo-app": "app" } });
+    // Served as an ordinary poll of the existing session (a ping arrives), not a new open packet.
+    expect(await forged.text()).toBe("2");
+  });
+
   it("overlapping polls close the session", async () => {
     const sid = await handshake(4);
     const first = fetch(pollUrl(4, sid)).then((r) => r.text());

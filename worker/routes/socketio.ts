@@ -7,7 +7,7 @@ import { Hono } from "hono";
 import { defaultAppId, readConfig, workerVersion, type Env } from "../config.ts";
 import { EngineError, engineErrorResponse } from "../engine/errors.ts";
 import { parseEngineQuery } from "../engine/request.ts";
-import { randomId } from "../ids.ts";
+import { isWellFormedId, randomId } from "../ids.ts";
 import { createLogger } from "../log.ts";
 import { serveWebSocket } from "../transports/websocket.ts";
 import { HANDSHAKE_HEADERS } from "../../durable-objects/polling-session.ts";
@@ -20,6 +20,13 @@ function corsHeaders(request: Request): Record<string, string> {
   return origin
     ? { "access-control-allow-origin": origin, "access-control-allow-credentials": "true", vary: "Origin" }
     : { "access-control-allow-origin": "*" };
+}
+
+/** Only the Worker may mark a request as a handshake; a client sending these headers must not reset a session. */
+function withoutHandshakeHeaders(request: Request): Request {
+  const forwarded = new Request(request);
+  for (const name of Object.values(HANDSHAKE_HEADERS)) forwarded.headers.delete(name);
+  return forwarded;
 }
 
 function withHeaders(response: Response, headers: Record<string, string>): Response {
@@ -57,8 +64,9 @@ socketIoRoutes.on(["GET", "POST", "OPTIONS", "PUT", "DELETE", "PATCH"], ["/socke
   }
 
   if (query.sid !== null) {
+    if (!isWellFormedId(query.sid)) return engineErrorResponse(EngineError.UNKNOWN_SID, cors);
     const polling = env.POLLING.getByName(query.sid);
-    if (query.transport === "polling") return withHeaders(await polling.fetch(request), cors);
+    if (query.transport === "polling") return withHeaders(await polling.fetch(withoutHandshakeHeaders(request)), cors);
     if (!(await polling.canUpgrade())) return engineErrorResponse(EngineError.UNKNOWN_SID, cors);
     const cookie = request.headers.get("cookie");
     return serveWebSocket(env, config, c.executionCtx, { version: query.version, sid: query.sid, appId, cookie, upgradeFrom: polling });
