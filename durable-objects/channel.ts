@@ -40,8 +40,10 @@ interface PendingLeave {
   due: number;
 }
 
-/** Presence change reports and counters go to the app object at most this often. */
+/** Occupancy changes reach the app object within this long... */
 const REPORT_DELAY_MS = 1000;
+/** ...message counters within this long, so a quiet channel's publish rarely costs an extra alarm and report. */
+const COUNTER_REPORT_DELAY_MS = 5000;
 /** How long a bridge batch id is remembered, so a retried batch is not delivered twice. */
 const BATCH_MEMORY_MS = 60_000;
 const LEAVE_PREFIX = "leave:";
@@ -52,6 +54,8 @@ export class ChannelObject extends DurableObject<Env> {
   private readonly seenBatches = new Map<string, number>();
   private counters = { received: 0, delivered: 0 };
   private invocations = 0;
+  /** When the pending alarm fires; undefined until read from storage after a wake-up. */
+  private alarmAt: number | null | undefined;
 
   override async fetch(request: Request): Promise<Response> {
     this.invocations++;
@@ -111,7 +115,7 @@ export class ChannelObject extends DurableObject<Env> {
     }
     this.counters.received += messages.length;
     this.counters.delivered += delivered;
-    await this.scheduleAlarm(Date.now() + REPORT_DELAY_MS);
+    await this.scheduleAlarm(Date.now() + COUNTER_REPORT_DELAY_MS);
     return { delivered, duplicate: false };
   }
 
@@ -160,6 +164,7 @@ export class ChannelObject extends DurableObject<Env> {
 
   /** Due presence leaves, then one occupancy/counter report to the app object. */
   override async alarm(): Promise<void> {
+    this.alarmAt = null;
     const now = Date.now();
     const channel = this.channelName();
     for (const [key, pending] of this.ctx.storage.kv.list<PendingLeave>({ prefix: LEAVE_PREFIX })) {
@@ -171,7 +176,7 @@ export class ChannelObject extends DurableObject<Env> {
     }
     await this.report();
     const next = this.nextLeaveDue();
-    if (next !== null) await this.ctx.storage.setAlarm(next);
+    if (next !== null) await this.scheduleAlarm(next);
   }
 
   private async linkGone(ws: WebSocket, leaveNow: boolean): Promise<void> {
@@ -258,9 +263,12 @@ export class ChannelObject extends DurableObject<Env> {
     return next;
   }
 
+  /** Sets the alarm unless an earlier one is pending; the pending time is cached to spare a storage read per publish. */
   private async scheduleAlarm(at: number): Promise<void> {
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+    if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
+    if (this.alarmAt !== null && this.alarmAt <= at) return;
+    this.alarmAt = at;
+    await this.ctx.storage.setAlarm(at);
   }
 
   private isDuplicateBatch(batchId: string): boolean {

@@ -76,7 +76,10 @@ socketIoRoutes.on(["GET", "POST", "OPTIONS", "PUT", "DELETE", "PATCH"], ["/socke
     return engineErrorResponse(EngineError.BAD_HANDSHAKE_METHOD, cors);
   }
   const sid = randomId();
-  if (!(await env.APP.getByName(appId).admit(sid, config.maxClients, workerVersion(env)))) {
+  const admission = env.APP.getByName(appId).admit(sid, config.maxClients, workerVersion(env));
+  // Without a limit nobody can be refused: count the connection without making the handshake wait.
+  if (config.maxClients === 0) c.executionCtx.waitUntil(admission);
+  else if (!(await admission)) {
     createLogger(config.devMode).warn("connection_refused", { appId, reason: "MAX_CLIENTS", maxClients: config.maxClients });
     return engineErrorResponse(EngineError.FORBIDDEN, cors, `too many clients: MAX_CLIENTS (${config.maxClients}) reached`);
   }
