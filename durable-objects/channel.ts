@@ -56,6 +56,7 @@ export class ChannelObject extends DurableObject<Env> {
   private invocations = 0;
   /** When the pending alarm fires; undefined until read from storage after a wake-up. */
   private alarmAt: number | null | undefined;
+  private nameStored = false;
 
   override async fetch(request: Request): Promise<Response> {
     this.invocations++;
@@ -282,11 +283,14 @@ export class ChannelObject extends DurableObject<Env> {
     return false;
   }
 
+  /** Stores the object's (app, channel) once, for alarms that run without a caller to tell them. */
   private rememberName(appId: string, channel: string): void {
+    if (this.nameStored) return;
     if (this.ctx.storage.kv.get("channel") === undefined) {
       this.ctx.storage.kv.put("app", appId);
       this.ctx.storage.kv.put("channel", channel);
     }
+    this.nameStored = true;
   }
 
   private channelName(): string | undefined {
