@@ -27,6 +27,8 @@ export function redisOptions(connection: RedisConnection): RedisOptions {
     username: connection.username,
     password: connection.password,
     tls: connection.tls ? {} : undefined,
+    // Retry at least every second, so a restarted Redis is resubscribed within ~1 s of answering.
+    retryStrategy: (attempt) => Math.min(attempt * 50, 1000),
   };
 }
 
