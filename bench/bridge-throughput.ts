@@ -24,7 +24,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import type { BridgeStats } from "../bridge/bridge.ts";
-import { redisAnswers } from "../test/support/redis.ts";
+import { redisAnswers } from "../scripts/ensure-redis.ts";
 import { freePort } from "../test/support/worker.ts";
 import { CpuWindow } from "./metrics.ts";
 import { benchPayload, RedisPublisher, REDIS_PREFIX, type OutgoingMessage } from "./publisher.ts";

@@ -5,7 +5,7 @@
  */
 import { spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
-import { ensureRedis, REDIS_HOST, redisAnswers } from "../test/support/redis.ts";
+import { ensureRedis, REDIS_HOST, redisAnswers } from "../scripts/ensure-redis.ts";
 import { freePort } from "../test/support/worker.ts";
 
 export interface BenchRedis {

@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { ensureRedis } from "../test/support/redis.ts";
+import { ensureRedis } from "./ensure-redis.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const WORKER_VARS = [

@@ -16,7 +16,7 @@ import { configFromEnv } from "../../bridge/config.ts";
 import type { Logger } from "../../bridge/log.ts";
 import { verify } from "../../worker/publish/signature.ts";
 import { LARAVEL_MULTI_CHANNEL_SCRIPT } from "../support/laravel.ts";
-import { redisAnswers } from "../support/redis.ts";
+import { redisAnswers } from "../../scripts/ensure-redis.ts";
 import { freePort } from "../support/worker.ts";
 
 const SECRET = "bridge-test-secret";

@@ -4,7 +4,7 @@
  */
 import type { TestProject } from "vitest/node";
 import { startLaravelAuth } from "../fixtures/laravel-auth.ts";
-import { ensureRedis } from "./redis.ts";
+import { ensureRedis } from "../../scripts/ensure-redis.ts";
 import { startWorker } from "./worker.ts";
 import { TEST_APP, TEST_VARS } from "./stack.ts";
 
