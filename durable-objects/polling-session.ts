@@ -11,7 +11,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { readConfig, type Config, type Env } from "../worker/config.ts";
-import { EngineConnection } from "../worker/engine/connection.ts";
+import { EngineConnection, openPacketFor } from "../worker/engine/connection.ts";
 import { EngineError, engineErrorResponse } from "../worker/engine/errors.ts";
 import { ProtocolError } from "../worker/protocol/errors.ts";
 import {
@@ -19,7 +19,6 @@ import {
   decodePayload,
   encodeJsonpResponse,
   encodePayload,
-  openPacket,
   type EnginePacket,
   type EngineVersion,
 } from "../worker/protocol/engineio.ts";
@@ -73,14 +72,18 @@ export class PollingSessionObject extends DurableObject<Env> {
     return engineErrorResponse(EngineError.BAD_REQUEST);
   }
 
-  /** True when a WebSocket may take this session over (it exists and is not served here yet). */
-  async canUpgrade(): Promise<boolean> {
+  /** The session exists and is not served here yet, so a WebSocket may take it over. */
+  private get upgradable(): boolean {
     return this.phase === "handshaking" || this.phase === "upgrading";
+  }
+
+  async canUpgrade(): Promise<boolean> {
+    return this.upgradable;
   }
 
   /** The client sent `2probe` on its new WebSocket: release its pending poll with a noop. */
   async probe(): Promise<boolean> {
-    if (this.phase !== "handshaking" && this.phase !== "upgrading") return false;
+    if (!this.upgradable) return false;
     this.phase = "upgrading";
     this.setTimer(UPGRADE_TIMEOUT_MS, () => this.servePolling());
     this.flushPoll([{ type: "noop" }]);
@@ -113,17 +116,7 @@ export class PollingSessionObject extends DurableObject<Env> {
     this.preSession = this.engineWithoutSession();
     this.preSession.startHeartbeat();
     this.setTimer(config.upgradeGrace, () => this.servePolling());
-    const open = openPacket(
-      {
-        sid: this.sid,
-        upgrades: ["websocket"],
-        pingInterval: config.pingInterval,
-        pingTimeout: config.pingTimeout,
-        maxPayload: config.maxPayload,
-      },
-      this.version,
-    );
-    const response = this.payloadResponse([open], jsonp);
+    const response = this.payloadResponse([openPacketFor(config, this.sid, this.version, ["websocket"])], jsonp);
     if (this.version === 3) {
       response.headers.append("set-cookie", `io=${this.sid}; Path=/; HttpOnly; SameSite=Strict`);
     }
@@ -141,21 +134,24 @@ export class PollingSessionObject extends DurableObject<Env> {
       writeFrames: (frames) => this.enqueueFrames(frames),
       onMessage: (text) => this.early.push(text),
       onClose: (reason) => {
-        if (this.phase === "handshaking" || this.phase === "upgrading") this.closeSession(reason);
+        if (this.upgradable) this.closeSession(reason);
       },
     });
   }
 
   /** No upgrade came: the Socket.IO session runs here, over polling. */
   private servePolling(): void {
-    if (this.phase !== "handshaking" && this.phase !== "upgrading") return;
+    if (!this.upgradable) return;
     this.phase = "polling";
     this.preSession?.close("serving over polling");
     this.preSession = null;
+    const early = this.early;
+    this.early = [];
     this.session = startSession(
       this.env,
       this.config,
       { version: this.version, sid: this.sid, appId: this.appId, cookie: this.cookie },
+      early,
       {
         write: (packets) => this.enqueue(packets),
         writeFrames: (frames) => this.enqueueFrames(frames),
@@ -163,10 +159,6 @@ export class PollingSessionObject extends DurableObject<Env> {
         waitUntil: (promise) => this.ctx.waitUntil(promise),
       },
     );
-    this.session.engine.startHeartbeat();
-    this.session.session.start();
-    for (const text of this.early) this.session.engine.receive({ type: "message", data: text });
-    this.early = [];
   }
 
   private poll(jsonp: string | null): Response | Promise<Response> {

@@ -4,8 +4,15 @@
  * (in the Worker) or a long-polling exchange (in a Durable Object) feeds it
  * decoded packets and gives it a way to write packets out.
  */
-import type { EngineVersion, EnginePacket } from "../protocol/engineio.ts";
+import type { Config } from "../config.ts";
+import { openPacket, type EngineVersion, type EnginePacket } from "../protocol/engineio.ts";
 import { Heartbeat } from "./heartbeat.ts";
+
+/** The open packet a client gets first, from the configured heartbeat and payload limit. */
+export function openPacketFor(config: Config, sid: string, version: EngineVersion, upgrades: string[]): EnginePacket {
+  const { pingInterval, pingTimeout, maxPayload } = config;
+  return openPacket({ sid, upgrades, pingInterval, pingTimeout, maxPayload }, version);
+}
 
 export interface EngineConnectionOptions {
   version: EngineVersion;
@@ -35,10 +42,6 @@ export class EngineConnection {
       sendPing: () => this.options.write([{ type: "ping" }]),
       onTimeout: () => this.close("ping timeout"),
     });
-  }
-
-  get isClosed(): boolean {
-    return this.closed;
   }
 
   startHeartbeat(): void {

@@ -1,7 +1,7 @@
 /**
- * Wires a client's Engine.IO connection to its Socket.IO session, whatever the
- * transport: the WebSocket path in the Worker and the polling path in a
- * PollingSessionObject both start sessions here.
+ * Wires a client's Engine.IO connection to its Socket.IO session and starts both,
+ * whatever the transport: the WebSocket path in the Worker and the polling path in
+ * a PollingSessionObject both start sessions here.
  */
 import { channelGateway } from "../channels/gateway.ts";
 import { workerVersion, type Config, type Env } from "../config.ts";
@@ -25,10 +25,12 @@ export interface StartedSession {
   session: Session;
 }
 
+/** `early`: Socket.IO packets the client sent before the session existed (a revision 5 CONNECT). */
 export function startSession(
   env: Env,
   config: Config,
   handshake: ClientHandshake,
+  early: string[],
   transport: {
     write(packets: EnginePacket[]): void;
     writeFrames(frames: string[]): void;
@@ -75,5 +77,8 @@ export function startSession(
     close: (reason) => engine.close(reason),
   });
   log.debug("connected", { sid: handshake.sid, socketId, version: handshake.version });
+  engine.startHeartbeat();
+  session.start();
+  for (const text of early) engine.receive({ type: "message", data: text });
   return { engine, session };
 }

@@ -7,7 +7,8 @@
 import type { Config, Env } from "../config.ts";
 import type { PollingSessionObject } from "../../durable-objects/polling-session.ts";
 import { ProtocolError } from "../protocol/errors.ts";
-import { decodeFrame, encodeFrame, openPacket, type EnginePacket, type EngineVersion } from "../protocol/engineio.ts";
+import { openPacketFor } from "../engine/connection.ts";
+import { decodeFrame, encodeFrame, type EnginePacket, type EngineVersion } from "../protocol/engineio.ts";
 import { startSession, type StartedSession } from "../session/start.ts";
 
 export interface WebSocketClient {
@@ -37,23 +38,16 @@ export function serveWebSocket(
   let started: StartedSession | null = null;
   let open = true;
 
-  const write = (packets: EnginePacket[]) => {
-    if (!open) return;
-    try {
-      for (const packet of packets) socket.send(encodeFrame(packet, client.version));
-    } catch {
-      // The socket closed under us; its close event ends the session.
-    }
-  };
   // Channel frames are already Engine.IO message frames, identical for EIO 3 and 4.
-  const writeFrames = (frames: string[]) => {
+  const writeFrames = (frames: (string | Uint8Array)[]) => {
     if (!open) return;
     try {
       for (const frame of frames) socket.send(frame);
     } catch {
-      // as above
+      // The socket closed under us; its close event ends the session.
     }
   };
+  const write = (packets: EnginePacket[]) => writeFrames(packets.map((packet) => encodeFrame(packet, client.version)));
   const closeSocket = (reason: string) => {
     if (!open) return;
     open = false;
@@ -65,16 +59,13 @@ export function serveWebSocket(
   };
   /** Ends the connection: through the session when there is one, so it leaves its channels. */
   const fail = (reason: string) => (started ? started.engine.close(reason) : closeSocket(reason));
-  const begin = (buffered: string[]) => {
-    started = startSession(env, config, client, {
+  const begin = (early: string[]) => {
+    started = startSession(env, config, client, early, {
       write,
       writeFrames,
       close: closeSocket,
       waitUntil: (promise) => ctx.waitUntil(promise),
     });
-    started.engine.startHeartbeat();
-    started.session.start();
-    for (const text of buffered) started.engine.receive({ type: "message", data: text });
   };
 
   // Until the session starts, frames wait their turn: the upgrade steps await the
@@ -120,18 +111,7 @@ export function serveWebSocket(
   socket.addEventListener("error", ended);
 
   if (!client.upgradeFrom) {
-    write([
-      openPacket(
-        {
-          sid: client.sid,
-          upgrades: [],
-          pingInterval: config.pingInterval,
-          pingTimeout: config.pingTimeout,
-          maxPayload: config.maxPayload,
-        },
-        client.version,
-      ),
-    ]);
+    write([openPacketFor(config, client.sid, client.version, [])]);
     begin([]);
   }
   // Refuse permessage-deflate: workerd would otherwise compress every frame, however
