@@ -12,7 +12,7 @@ import { DurableObject } from "cloudflare:workers";
 import { readConfig, type Env } from "../worker/config.ts";
 import type { PresenceMember } from "../worker/channels/auth.ts";
 import { LINK_INFO_HEADER, LINK_SEPARATOR, UNSUBSCRIBE_CLOSE_CODE, type LinkInfo } from "../worker/channels/link.ts";
-import { isValidChannelName } from "../worker/channels/names.ts";
+import { channelKind, isValidChannelName } from "../worker/channels/names.ts";
 import { eventPacket } from "../worker/protocol/socketio.ts";
 
 /** A message to broadcast, as Laravel publishes it; `socket` is the toOthers exclusion. */
@@ -47,6 +47,8 @@ const COUNTER_REPORT_DELAY_MS = 5000;
 /** How long a bridge batch id is remembered, so a retried batch is not delivered twice. */
 const BATCH_MEMORY_MS = 60_000;
 const LEAVE_PREFIX = "leave:";
+/** Storage key of a user's pending leave; the part after the prefix is the user key members() uses. */
+const leaveKey = (userId: string | number) => LEAVE_PREFIX + JSON.stringify(userId);
 
 export class ChannelObject extends DurableObject<Env> {
   private linksLoaded = false;
@@ -124,7 +126,8 @@ export class ChannelObject extends DurableObject<Env> {
     this.invocations++;
     const links = this.loadLinks();
     const info: ChannelInfo = { subscription_count: links.size, occupied: links.size > 0, invocations: this.invocations };
-    if (this.channelName()?.startsWith("presence-")) info.user_count = this.members().length;
+    const channel = this.channelName();
+    if (channel && channelKind(channel) === "presence") info.user_count = this.members().length;
     return info;
   }
 
@@ -168,16 +171,19 @@ export class ChannelObject extends DurableObject<Env> {
     this.alarmAt = null;
     const now = Date.now();
     const channel = this.channelName();
+    let nextLeave: number | null = null;
     for (const [key, pending] of this.ctx.storage.kv.list<PendingLeave>({ prefix: LEAVE_PREFIX })) {
-      if (pending.due > now) continue;
+      if (pending.due > now) {
+        if (nextLeave === null || pending.due < nextLeave) nextLeave = pending.due;
+        continue;
+      }
       this.ctx.storage.kv.delete(key);
       if (channel && !this.isPresent(pending.member.user_id)) {
         this.broadcast(eventPacket("presence:leaving", channel, pending.member));
       }
     }
     await this.report();
-    const next = this.nextLeaveDue();
-    if (next !== null) await this.scheduleAlarm(next);
+    if (nextLeave !== null) await this.scheduleAlarm(nextLeave);
   }
 
   private async linkGone(ws: WebSocket, leaveNow: boolean): Promise<void> {
@@ -192,7 +198,7 @@ export class ChannelObject extends DurableObject<Env> {
         this.broadcast(eventPacket("presence:leaving", link.channel, member));
       } else {
         const due = Date.now() + grace;
-        this.ctx.storage.kv.put(LEAVE_PREFIX + JSON.stringify(member.user_id), { member, due } satisfies PendingLeave);
+        this.ctx.storage.kv.put(leaveKey(member.user_id), { member, due } satisfies PendingLeave);
         await this.scheduleAlarm(due);
       }
     }
@@ -253,16 +259,9 @@ export class ChannelObject extends DurableObject<Env> {
   }
 
   private cancelPendingLeave(userId: string | number): boolean {
-    return this.ctx.storage.kv.delete(LEAVE_PREFIX + JSON.stringify(userId));
+    return this.ctx.storage.kv.delete(leaveKey(userId));
   }
 
-  private nextLeaveDue(): number | null {
-    let next: number | null = null;
-    for (const [, pending] of this.ctx.storage.kv.list<PendingLeave>({ prefix: LEAVE_PREFIX })) {
-      if (next === null || pending.due < next) next = pending.due;
-    }
-    return next;
-  }
 
   /** Sets the alarm unless an earlier one is pending; the pending time is cached to spare a storage read per publish. */
   private async scheduleAlarm(at: number): Promise<void> {
@@ -308,7 +307,7 @@ export class ChannelObject extends DurableObject<Env> {
       await this.env.APP.getByName(appId).reportChannel({
         channel,
         subscriptionCount: links.size,
-        userCount: channel.startsWith("presence-") ? this.members().length : null,
+        userCount: channelKind(channel) === "presence" ? this.members().length : null,
         received: counters.received,
         delivered: counters.delivered,
       });

@@ -96,12 +96,11 @@ run("worker", resolve(ROOT, "node_modules/.bin/wrangler"), wranglerArgs, process
 
 if (!workerOnly) {
   await ensureRedis((line) => console.log(`[start] ${line}`));
-  const secret = vars.BRIDGE_SECRET ?? configured.BRIDGE_SECRET;
-  const firstApp = (JSON.parse(vars.CLIENTS ?? configured.CLIENTS ?? "[]") as { appId: string }[])[0]?.appId;
+  // The bridge shares the worker's secret and CLIENTS (it publishes as their first app unless APP_ID says otherwise).
   run("bridge", process.execPath, [resolve(ROOT, "bridge/main.ts")], {
     ...process.env,
     ECHO_URL: process.env.ECHO_URL ?? `http://127.0.0.1:${port}`,
-    BRIDGE_SECRET: secret,
-    ...(process.env.APP_ID || !firstApp ? {} : { APP_ID: firstApp }),
+    BRIDGE_SECRET: vars.BRIDGE_SECRET ?? configured.BRIDGE_SECRET,
+    CLIENTS: vars.CLIENTS ?? configured.CLIENTS,
   });
 }

@@ -44,7 +44,7 @@ export interface Config {
   authTimeout: number;
   clients: AppClient[];
   bridgeSecret: string | null;
-  cors: { allowOrigin: string[]; allowMethods: string; allowHeaders: string };
+  cors: { allowOrigin: string[]; allowMethods: string[]; allowHeaders: string[] };
   devMode: boolean;
   /** Per app, across the edge; 0 means unlimited. */
   maxClients: number;
@@ -68,6 +68,13 @@ function int(value: string | undefined, fallback: number): number {
   if (!Number.isFinite(n) || n < 0) throw new Error(`expected a non-negative number, got ${JSON.stringify(value)}`);
   return Math.floor(n);
 }
+
+/** laravel-echo-server's comma-separated lists (`allowOrigin`, `allowMethods`, `allowHeaders`). */
+const commaList = (value: string) =>
+  value
+    .split(",")
+    .map((item) => item.trim())
+    .filter(Boolean);
 
 const bool = (value: string | undefined) => /^(1|true|yes|on)$/i.test(value?.trim() ?? "");
 
@@ -95,12 +102,12 @@ export function readConfig(env: Env): Config {
     clients: parseClients(env.CLIENTS),
     bridgeSecret: env.BRIDGE_SECRET?.trim() || null,
     cors: {
-      allowOrigin: (env.ALLOW_ORIGIN ?? "")
-        .split(",")
-        .map((o) => o.trim())
-        .filter(Boolean),
-      allowMethods: env.ALLOW_METHODS?.trim() || "GET, POST",
-      allowHeaders: env.ALLOW_HEADERS?.trim() || "Origin, Content-Type, X-Auth-Token, X-Requested-With, Accept, Authorization, X-CSRF-TOKEN, X-Socket-Id",
+      allowOrigin: commaList(env.ALLOW_ORIGIN ?? ""),
+      allowMethods: commaList(env.ALLOW_METHODS?.trim() || "GET, POST"),
+      allowHeaders: commaList(
+        env.ALLOW_HEADERS?.trim() ||
+          "Origin, Content-Type, X-Auth-Token, X-Requested-With, Accept, Authorization, X-CSRF-TOKEN, X-Socket-Id",
+      ),
     },
     devMode: bool(env.DEV_MODE),
     maxClients: int(env.MAX_CLIENTS, 0),
@@ -119,6 +126,10 @@ export function readConfig(env: Env): Config {
 
 export function workerVersion(env: Env): string {
   return env.CF_VERSION_METADATA?.id ?? "local";
+}
+
+export function isConfiguredApp(config: Config, appId: string): boolean {
+  return config.clients.some((client) => client.appId === appId);
 }
 
 /** The app a Socket.IO connection belongs to: `?appId=` when given, else the first configured app. */

@@ -5,6 +5,7 @@
  * `auth.headers`, its cookie, `X-Requested-With`, no redirects followed.
  */
 import type { Config } from "../config.ts";
+import { channelKind } from "./names.ts";
 
 export interface PresenceMember {
   user_id: string | number;
@@ -27,7 +28,7 @@ export interface AuthRequest {
   handshakeCookie: string | null;
 }
 
-export function buildAuthRequest(config: Config, request: AuthRequest): Request {
+function buildAuthRequest(config: Config, request: AuthRequest): Request {
   const headers = new Headers();
   if (request.headers && typeof request.headers === "object") {
     for (const [name, value] of Object.entries(request.headers as Record<string, unknown>)) {
@@ -64,7 +65,7 @@ export async function authorizeChannel(config: Config, request: AuthRequest): Pr
     const snippet = (await response.text().catch(() => "")).slice(0, 200);
     return { ok: false, status: response.status, reason: snippet || response.statusText };
   }
-  if (!request.channel.startsWith("presence-")) {
+  if (channelKind(request.channel) !== "presence") {
     await response.body?.cancel();
     return { ok: true, member: null };
   }

@@ -8,12 +8,6 @@ import type { MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import { readConfig, type Config, type Env } from "../config.ts";
 
-const list = (value: string) =>
-  value
-    .split(",")
-    .map((item) => item.trim())
-    .filter(Boolean);
-
 const middlewareFor = new WeakMap<Config, MiddlewareHandler>();
 
 function corsFor(config: Config): MiddlewareHandler {
@@ -26,8 +20,8 @@ function corsFor(config: Config): MiddlewareHandler {
       : cors({
           // Several origins cannot share one header: echo the caller's when it is listed.
           origin: allowed.includes("*") ? "*" : (origin) => (allowed.includes(origin) ? origin : null),
-          allowMethods: list(config.cors.allowMethods),
-          allowHeaders: list(config.cors.allowHeaders),
+          allowMethods: config.cors.allowMethods,
+          allowHeaders: config.cors.allowHeaders,
         });
   middlewareFor.set(config, middleware);
   return middleware;

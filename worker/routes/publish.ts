@@ -3,7 +3,7 @@
  * `POST /apps/:appId/events`.
  */
 import { Hono } from "hono";
-import { readConfig, type AppClient, type Env } from "../config.ts";
+import { isConfiguredApp, readConfig, type AppClient, type Env } from "../config.ts";
 import { createLogger } from "../log.ts";
 import { fanOut, invalidMessage, type PublishMessage } from "../publish/fanout.ts";
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verify } from "../publish/signature.ts";
@@ -18,7 +18,7 @@ publishRoutes.post("/apps/:appId/publish", async (c) => {
   const config = readConfig(c.env);
   const log = createLogger(config.devMode);
   const appId = c.req.param("appId");
-  if (!config.clients.some((client) => client.appId === appId)) return c.json({ error: `Unknown app ${appId}` }, 404);
+  if (!isConfiguredApp(config, appId)) return c.json({ error: `Unknown app ${appId}` }, 404);
   if (!config.bridgeSecret) return c.json({ error: "BRIDGE_SECRET is not set on the worker" }, 401);
   const body = await c.req.text();
   if (body.length > MAX_BATCH_BYTES) return c.json({ error: "Batch too large" }, 413);

@@ -4,7 +4,7 @@
  * WebSockets stay in this Worker.
  */
 import { Hono } from "hono";
-import { defaultAppId, readConfig, workerVersion, type Env } from "../config.ts";
+import { defaultAppId, isConfiguredApp, readConfig, workerVersion, type Env } from "../config.ts";
 import { EngineError, engineErrorResponse } from "../engine/errors.ts";
 import { parseEngineQuery } from "../engine/request.ts";
 import { isWellFormedId, randomId } from "../ids.ts";
@@ -55,7 +55,7 @@ socketIoRoutes.on(["GET", "POST", "OPTIONS", "PUT", "DELETE", "PATCH"], ["/socke
   const query = parseEngineQuery(new URL(request.url));
   if ("code" in query) return engineErrorResponse(query, cors);
   const appId = query.appId ?? defaultAppId(config);
-  if (query.appId !== null && !config.clients.some((client) => client.appId === query.appId)) {
+  if (query.appId !== null && !isConfiguredApp(config, query.appId)) {
     return engineErrorResponse(EngineError.FORBIDDEN, cors, `unknown app ${JSON.stringify(query.appId)}`);
   }
   const isUpgrade = request.headers.get("upgrade")?.toLowerCase() === "websocket";

@@ -11,7 +11,7 @@ import { readConfig, type Env } from "../config.ts";
 import type { AppSnapshot, NamedChannelEntry } from "../../durable-objects/app.ts";
 import { statsPage } from "../stats/page.ts";
 import { logApiCall } from "./api.ts";
-import { appForKey } from "./app-key.ts";
+import { appWithKey } from "./app-key.ts";
 
 export const statsRoutes = new Hono<{ Bindings: Env }>();
 
@@ -49,7 +49,7 @@ const uptimeSince = (startedAt: number) => (Date.now() - startedAt) / 1000;
 
 statsRoutes.get("/stats", logApiCall, async (c) => {
   const config = readConfig(c.env);
-  const keyed = config.clients.find((client) => appForKey(c.env, client.appId, c.req.raw)) ?? null;
+  const keyed = appWithKey(c.env, c.req.raw);
   // A wrong key is refused rather than quietly answered with the keyless totals.
   const keyGiven = c.req.query("auth_key") !== undefined || c.req.header("authorization") !== undefined;
   if (!keyed && (config.statsRequireKey || keyGiven)) return c.json({ error: "Unauthorized" }, 403);

@@ -42,7 +42,7 @@ export interface SessionOptions {
 type Subscription = { link: ChannelLink | null; kind: ReturnType<typeof channelKind> };
 
 /** Event name of errors we report to a client that laravel-echo does not otherwise see. */
-export const ERROR_EVENT = "echo-edge:error";
+const ERROR_EVENT = "echo-edge:error";
 
 export class Session {
   readonly socketId: string;
@@ -72,8 +72,7 @@ export class Session {
       packet = decodeSocketPacket(text);
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
-      this.options.log.warn("protocol_error", { socketId: this.socketId, error: error.message });
-      return this.options.close(`protocol error: ${error.message}`);
+      return this.violation(error.message);
     }
     if (packet.nsp !== "/") {
       // Echo only uses "/": refuse other namespaces the way socket.io does.
@@ -87,14 +86,19 @@ export class Session {
       case SocketPacketType.DISCONNECT:
         return this.options.close("client namespace disconnect");
       case SocketPacketType.EVENT:
-        if (!this.connected) return this.options.close("protocol error: event before connect");
+        if (!this.connected) return this.violation("event before connect");
         return this.onEvent(packet.data as unknown[]);
       case SocketPacketType.ACK:
         return; // we never ask for acknowledgements
       default:
-        this.options.log.warn("protocol_error", { socketId: this.socketId, error: `unexpected packet type ${packet.type}` });
-        return this.options.close(`protocol error: unexpected packet type ${packet.type}`);
+        return this.violation(`unexpected packet type ${packet.type}`);
     }
+  }
+
+  /** This client broke the protocol: log it and end only its connection. */
+  private violation(detail: string): void {
+    this.options.log.warn("protocol_error", { socketId: this.socketId, error: detail });
+    this.options.close(`protocol error: ${detail}`);
   }
 
   /** The transport is gone: leave every channel. */
@@ -103,10 +107,6 @@ export class Session {
     this.ended = true;
     for (const subscription of this.subscriptions.values()) subscription.link?.close("disconnect");
     this.subscriptions.clear();
-  }
-
-  get channelCount(): number {
-    return this.subscriptions.size;
   }
 
   private connect(): void {
