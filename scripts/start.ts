@@ -1,16 +1,18 @@
 /**
- * `npm start`: the worker under `wrangler dev` on 127.0.0.1:$PORT (default 6001,
- * laravel-echo-server's port) plus the bridge on local Redis.
- * `npm run worker` (`--worker-only`): the worker alone.
+ * `npm start`: the worker on workerd (the local edge, no proxy in front) on
+ * 127.0.0.1:$PORT (default 6001, laravel-echo-server's port) plus the bridge on
+ * local Redis. `npm run worker` (`--dev`): the worker alone under `wrangler dev`,
+ * which reloads on every source change.
  *
- * Worker configuration comes from the environment and is passed through with
- * `wrangler dev --var`; anything unset falls back to .dev.vars, then wrangler.toml.
+ * Worker configuration comes from the environment; anything unset falls back to
+ * .dev.vars, then wrangler.toml.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { ensureRedis } from "./ensure-redis.ts";
+import { startLocalEdge } from "./local-edge.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const WORKER_VARS = [
@@ -34,7 +36,7 @@ const WORKER_VARS = [
   "STATS_REQUIRE_KEY",
 ];
 
-const workerOnly = process.argv.includes("--worker-only");
+const devMode = process.argv.includes("--dev");
 const port = process.env.PORT ?? "6001";
 
 /** Values from .dev.vars count as set, so local defaults below never override them. */
@@ -49,7 +51,8 @@ function devVars(): Record<string, string> {
   return vars;
 }
 
-const configured = { ...devVars(), ...process.env };
+const fromDevVars = devVars();
+const configured = { ...fromDevVars, ...process.env };
 const vars: Record<string, string> = {};
 for (const name of WORKER_VARS) if (process.env[name] !== undefined) vars[name] = process.env[name]!;
 
@@ -77,29 +80,39 @@ function run(name: string, command: string, args: string[], env: NodeJS.ProcessE
   children.push(child);
 }
 
+/** Runs on shutdown next to stopping the child processes (the local edge stops its runtime). */
+const stopHooks: (() => Promise<void>)[] = [];
+
 let stopping = false;
 function shutdown(code: number): void {
   if (stopping) return;
   stopping = true;
   for (const child of children) if (child.exitCode === null) child.kill("SIGTERM");
   setTimeout(() => process.exit(code), 5000).unref();
-  Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once("exit", r)) : null))).then(() =>
-    process.exit(code),
-  );
+  const exited = children.map((c) => (c.exitCode === null ? new Promise((r) => c.once("exit", r)) : null));
+  Promise.all([...exited, ...stopHooks.map((stop) => stop())]).then(() => process.exit(code));
 }
 process.on("SIGINT", () => shutdown(0));
 process.on("SIGTERM", () => shutdown(0));
 
-const wranglerArgs = ["dev", "--ip", "127.0.0.1", "--port", port, "--show-interactive-dev-session=false"];
-for (const [name, value] of Object.entries(vars)) wranglerArgs.push("--var", `${name}:${value}`);
-run("worker", resolve(ROOT, "node_modules/.bin/wrangler"), wranglerArgs, process.env);
-
-if (!workerOnly) {
+if (devMode) {
+  // wrangler dev reads .dev.vars itself; --var carries the rest.
+  const wranglerArgs = ["dev", "--ip", "127.0.0.1", "--port", port, "--show-interactive-dev-session=false"];
+  for (const [name, value] of Object.entries(vars)) wranglerArgs.push("--var", `${name}:${value}`);
+  run("worker", resolve(ROOT, "node_modules/.bin/wrangler"), wranglerArgs, process.env);
+} else {
+  const edge = await startLocalEdge({
+    port: Number(port),
+    vars: { ...fromDevVars, ...vars },
+    persistTo: resolve(ROOT, ".wrangler/state/local-edge"),
+  });
+  console.log(`[start] worker on workerd at ${edge.url}`);
+  stopHooks.push(() => edge.stop());
   await ensureRedis((line) => console.log(`[start] ${line}`));
   // The bridge shares the worker's secret and CLIENTS (it publishes as their first app unless APP_ID says otherwise).
   run("bridge", process.execPath, [resolve(ROOT, "bridge/main.ts")], {
     ...process.env,
-    ECHO_URL: process.env.ECHO_URL ?? `http://127.0.0.1:${port}`,
+    ECHO_URL: process.env.ECHO_URL ?? edge.url,
     BRIDGE_SECRET: vars.BRIDGE_SECRET ?? configured.BRIDGE_SECRET,
     CLIENTS: vars.CLIENTS ?? configured.CLIENTS,
   });
