@@ -1,19 +1,16 @@
 /**
- * Runs echo-edge as the bench measures it: the worker under `wrangler dev`
- * (workerd) and the bridge in its own Node process, fed from the bench's Redis.
- *
- * `wrangler dev` puts an entry proxy (a second workerd) in front of the worker.
- * Production has no such hop and it costs ~15% (DESIGN.md), so by default clients
- * and bridge talk to the worker's own socket; `entry: "proxy"` goes through the
- * proxy instead (whose own descriptors then run out before 10,000 connections).
+ * Runs echo-edge as the bench measures it: the worker on workerd exactly as
+ * `npm start` serves it (scripts/local-edge.ts: no proxy in front) and the bridge
+ * in its own Node process, fed from the bench's Redis.
  */
 import { spawn } from "node:child_process";
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { freePort, startWorker } from "../test/support/worker.ts";
+import { startLocalEdge } from "../scripts/local-edge.ts";
+import { freePort } from "../test/support/worker.ts";
 import type { RunningServer } from "./load.ts";
-import { descendantsOf, type ProcessInfo } from "./metrics.ts";
+import { descendantsOf } from "./metrics.ts";
 import { IsolateProfiler } from "./profiler.ts";
 import { REDIS_PREFIX } from "./publisher.ts";
 import type { BenchRedis } from "./redis.ts";
@@ -21,49 +18,6 @@ import type { BenchRedis } from "./redis.ts";
 const ROOT = resolve(import.meta.dirname, "..");
 const APP = { appId: "bench", key: "bench-key" };
 const BRIDGE_SECRET = "bench-bridge-secret";
-
-export type EdgeEntry = "direct" | "proxy";
-
-/** TCP ports a process listens on, from /proc/net/tcp and its socket descriptors. */
-function listeningPorts(pid: number): number[] {
-  const portOfInode = new Map<string, number>();
-  for (const line of readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
-    const fields = line.trim().split(/\s+/);
-    if (fields[3] === "0A") portOfInode.set(fields[9]!, parseInt(fields[1]!.split(":")[1]!, 16));
-  }
-  const ports: number[] = [];
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const inode = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
-      const port = inode && portOfInode.get(inode);
-      if (port) ports.push(port);
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return ports;
-}
-
-/** The worker's own port: the one of the runtime's sockets that answers `GET /` with the router's "OK". */
-async function workerPort(runtime: ProcessInfo): Promise<number> {
-  for (const port of listeningPorts(runtime.pid)) {
-    try {
-      const response = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) });
-      if (response.status === 200 && (await response.text()) === "OK") return port;
-    } catch {
-      // not an HTTP socket
-    }
-  }
-  throw new Error(`no socket of workerd ${runtime.pid} answers GET / with OK`);
-}
-
-/** The bundle wrangler dev built and runs, in `.wrangler/tmp/dev-*` of its working directory. */
-function devBundle(wranglerPid: number): string {
-  const tmp = join(readlinkSync(`/proc/${wranglerPid}/cwd`), ".wrangler/tmp");
-  const build = readdirSync(tmp).find((entry) => entry.startsWith("dev-"));
-  if (!build) throw new Error(`no dev build in ${tmp}`);
-  return join(tmp, build, "index.js");
-}
 
 /**
  * workerd holds two descriptors per accepted connection (measured: 4,013 for 2,000
@@ -135,43 +89,39 @@ async function startBridge(redis: BenchRedis, echoUrl: string) {
   };
 }
 
-export async function startEchoEdge(redis: BenchRedis, authHost: string, entry: EdgeEntry, profile: boolean): Promise<RunningServer> {
-  const worker = await startWorker({ CLIENTS: JSON.stringify([APP]), BRIDGE_SECRET, AUTH_HOST: authHost });
+export async function startEchoEdge(redis: BenchRedis, authHost: string, profile: boolean): Promise<RunningServer> {
+  let output = "";
+  const inspectorPort = profile ? await freePort() : undefined;
+  const edge = await startLocalEdge({
+    vars: { CLIENTS: JSON.stringify([APP]), BRIDGE_SECRET, AUTH_HOST: authHost },
+    onLog: (line) => (output += line + "\n"),
+    inspectorPort,
+  });
   try {
-    const wrangler = descendantsOf(process.pid).find((p) => p.command.includes("wrangler-dist/cli.js") && p.command.includes(`--port ${worker.port}`));
-    if (!wrangler) throw new Error("cannot find the wrangler dev process");
-    const workerds = descendantsOf(wrangler.pid).filter((p) => /\/workerd serve /.test(p.command));
-    const proxy = workerds.find((p) => p.command.includes(`--socket-addr=entry=127.0.0.1:${worker.port} `));
-    const runtime = workerds.find((p) => p !== proxy);
-    if (!proxy || !runtime) throw new Error(`expected wrangler's entry proxy and the worker runtime, found: ${workerds.map((p) => p.pid)}`);
-    const url = entry === "direct" ? `http://127.0.0.1:${await workerPort(runtime)}` : worker.url;
-    const inspectorPort = /--inspector-port (\d+)/.exec(wrangler.command)?.[1];
-    const profiler = profile && inspectorPort ? new IsolateProfiler(`ws://127.0.0.1:${inspectorPort}/ws`, devBundle(wrangler.pid)) : undefined;
-    const bridge = await startBridge(redis, url);
-    const processes = [
-      { name: "workerd (worker + Durable Objects)", pids: [runtime.pid] },
-      ...(entry === "proxy" ? [{ name: "wrangler entry proxy (dev only)", pids: [proxy.pid] }] : []),
-      { name: "bridge", pids: [bridge.pid] },
-    ];
+    const runtime = descendantsOf(process.pid).find((p) => /\/workerd serve /.test(p.command));
+    if (!runtime) throw new Error("cannot find the workerd process");
+    const profiler = inspectorPort ? new IsolateProfiler(`ws://127.0.0.1:${inspectorPort}/core:user:echo-edge`, edge.bundlePath) : undefined;
+    const bridge = await startBridge(redis, edge.url);
     return {
       name: "echo-edge",
-      description:
-        `echo-edge: worker under wrangler dev (workerd), bridge in Node ${process.version}; ` +
-        (entry === "direct" ? "clients and bridge connect to the worker's own socket, bypassing wrangler's entry proxy" : "clients and bridge go through wrangler's entry proxy"),
-      url,
+      description: `echo-edge: worker on workerd as npm start serves it (miniflare, no proxy), bridge in Node ${process.version}`,
+      url: edge.url,
       speaksEio4: true,
-      processes,
+      processes: [
+        { name: "workerd (worker + Durable Objects)", pids: [runtime.pid] },
+        { name: "bridge", pids: [bridge.pid] },
+      ],
       profiler,
       counters: bridge.counters,
       capacity: connectionCapacity(runtime.pid),
-      output: () => `${worker.output()}\n--- bridge ---\n${bridge.output()}`,
+      output: () => `${output}\n--- bridge ---\n${bridge.output()}`,
       async stop() {
         await bridge.stop();
-        await worker.stop();
+        await edge.stop();
       },
     };
   } catch (error) {
-    await worker.stop();
+    await edge.stop();
     throw error;
   }
 }

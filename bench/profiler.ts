@@ -1,8 +1,7 @@
 /**
  * CPU profiles of the worker's isolate (worker and Durable Objects run in it under
- * workerd) through wrangler's inspector proxy (workerd serves one inspector session
- * per isolate, and the proxy holds it), so a bench run can say where echo-edge's
- * CPU goes. Profiles open in Chrome DevTools; a summary of self time goes into the report.
+ * workerd) through workerd's inspector (one session per isolate), so a bench run
+ * can say where echo-edge's CPU goes. Profiles open in Chrome DevTools; a summary of self time goes into the report.
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -31,7 +30,7 @@ export interface ProfileSummary {
 
 export class IsolateProfiler {
   readonly #debuggerUrl: string;
-  /** The bundle wrangler runs, to name the source module of a profiled line. */
+  /** The bundle workerd runs, to name the source module of a profiled line. */
   readonly #bundlePath: string;
   #socket: WebSocket | undefined;
   #nextId = 1;

@@ -22,7 +22,6 @@ const USAGE = `usage: npm run bench -- [flags]
   --fanout-clients N  subscribers of the one-channel scenario (${DEFAULT_OPTIONS.fanOutClients})
   --fanout-rate N     msg/s of the one-channel scenario (${DEFAULT_OPTIONS.fanOutRate})
   --deflate           clients offer permessage-deflate (as browsers do)
-  --edge-entry MODE   direct (the worker's own socket) or proxy (wrangler's entry proxy) (${DEFAULT_OPTIONS.edgeEntry})
   --profile           CPU-profile echo-edge's worker isolate while measuring (bench/.work/profiles/)`;
 
 function listOf<T extends string>(raw: string | undefined, allowed: readonly T[], fallback: T[]): T[] {
@@ -54,7 +53,6 @@ function parseOptions(argv: string[]): BenchOptions {
       "fanout-clients": { type: "string" },
       "fanout-rate": { type: "string" },
       deflate: { type: "boolean" },
-      "edge-entry": { type: "string" },
       profile: { type: "boolean" },
       help: { type: "boolean" },
     },
@@ -64,8 +62,6 @@ function parseOptions(argv: string[]): BenchOptions {
     process.exit(0);
   }
   const d = DEFAULT_OPTIONS;
-  const edgeEntry = values["edge-entry"] ?? d.edgeEntry;
-  if (edgeEntry !== "direct" && edgeEntry !== "proxy") throw new Error(`--edge-entry must be direct or proxy, got "${edgeEntry}"`);
   return {
     scenarios: listOf<ScenarioName>(values.scenario, SCENARIOS, d.scenarios),
     targets: listOf<TargetName>(values.target, TARGETS, d.targets),
@@ -77,7 +73,6 @@ function parseOptions(argv: string[]): BenchOptions {
     fanOutClients: count(values["fanout-clients"], d.fanOutClients, "fanout-clients"),
     fanOutRate: count(values["fanout-rate"], d.fanOutRate, "fanout-rate"),
     deflate: values.deflate ?? d.deflate,
-    edgeEntry,
     profile: values.profile ?? d.profile,
   };
 }

@@ -2,7 +2,6 @@
  * The benchmark's options (with the defaults of a full run, sized to finish in
  * under 10 minutes on 2 cores) and the loads they make.
  */
-import type { EdgeEntry } from "./echo-edge.ts";
 import type { LoadSpec } from "./load.ts";
 
 export const TARGETS = ["laravel-echo-server", "echo-edge"] as const;
@@ -25,7 +24,6 @@ export interface BenchOptions {
   fanOutClients: number;
   fanOutRate: number;
   deflate: boolean;
-  edgeEntry: EdgeEntry;
   /** CPU-profile echo-edge's worker isolate during each measured window. */
   profile: boolean;
 }
@@ -41,7 +39,6 @@ export const DEFAULT_OPTIONS: BenchOptions = {
   fanOutClients: 2_000,
   fanOutRate: 20,
   deflate: false,
-  edgeEntry: "direct",
   profile: false,
 };
 

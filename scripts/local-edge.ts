@@ -29,11 +29,15 @@ export interface LocalEdgeOptions {
   root?: string;
   /** Every line the runtime logs (the worker's console included). */
   onLog?(line: string): void;
+  /** Opens workerd's inspector on this port (the bench profiles the isolate through it). */
+  inspectorPort?: number;
 }
 
 export interface LocalEdge {
   url: string;
   port: number;
+  /** The bundle workerd runs, to map profiled lines back to modules. */
+  bundlePath: string;
   stop(): Promise<void>;
 }
 
@@ -72,6 +76,7 @@ export async function startLocalEdge(edge: LocalEdgeOptions): Promise<LocalEdge>
     convertV4MiniflareOptions({
       host: edge.host ?? "127.0.0.1",
       port: edge.port ?? 0,
+      inspectorPort: edge.inspectorPort,
       durableObjectsPersist: edge.persistTo ?? join(work, "state"),
       handleStructuredLogs: ({ message }: { message: string }) => log(message),
       workers: [
@@ -90,6 +95,7 @@ export async function startLocalEdge(edge: LocalEdgeOptions): Promise<LocalEdge>
   return {
     url: url.origin,
     port: Number(url.port),
+    bundlePath: join(outdir, "index.js"),
     async stop() {
       await mf.dispose();
       rmSync(work, { recursive: true, force: true });
