@@ -5,6 +5,12 @@
  * ~21 µs per delivery and two descriptors per connection that production never
  * pays (DESIGN.md, measured); here clients reach the runtime itself.
  *
+ * Like Cloudflare, which runs Workers and Durable Objects on different machines,
+ * the local edge runs the Worker tier (routing, client WebSockets and sessions) and
+ * the Durable Object tier (channels, polling sessions, apps) in two workerd
+ * processes, joined by miniflare's dev registry: one workerd runs everything on
+ * one thread, two use both cores of a small machine.
+ *
  * Used by `npm start`, the end-to-end tests and the bench; `npm run worker`
  * keeps `wrangler dev` for hot reload while developing.
  */
@@ -16,6 +22,8 @@ import { Miniflare, convertV4MiniflareOptions } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 
 const ROOT = resolve(import.meta.dirname, "..");
+const WORKER_NAME = "echo-edge";
+const OBJECTS_NAME = "echo-edge-objects";
 
 export interface LocalEdgeOptions {
   /** Worker configuration, as `[vars]` and secrets would give it. */
@@ -29,8 +37,10 @@ export interface LocalEdgeOptions {
   root?: string;
   /** Every line the runtime logs (the worker's console included). */
   onLog?(line: string): void;
-  /** Opens workerd's inspector on this port (the bench profiles the isolate through it). */
+  /** Opens the Worker tier's inspector on this port (the bench profiles the isolate through it). */
   inspectorPort?: number;
+  /** 2 (the default): Worker tier and Durable Object tier in separate processes; 1: both in one. */
+  tiers?: 1 | 2;
 }
 
 export interface LocalEdge {
@@ -38,6 +48,8 @@ export interface LocalEdge {
   port: number;
   /** The bundle workerd runs, to map profiled lines back to modules. */
   bundlePath: string;
+  /** The workerd processes: the Worker tier's first. */
+  runtimes: Miniflare[];
   stop(): Promise<void>;
 }
 
@@ -72,33 +84,51 @@ export async function startLocalEdge(edge: LocalEdgeOptions): Promise<LocalEdge>
     logLevel: "warning",
   });
   const log = edge.onLog ?? ((line: string) => console.log(line));
-  const mf = new Miniflare(
-    convertV4MiniflareOptions({
-      host: edge.host ?? "127.0.0.1",
-      port: edge.port ?? 0,
-      inspectorPort: edge.inspectorPort,
-      durableObjectsPersist: edge.persistTo ?? join(work, "state"),
-      handleStructuredLogs: ({ message }: { message: string }) => log(message),
-      workers: [
-        {
-          name: "echo-edge",
-          ...options,
-          modules: true,
-          modulesRoot: outdir,
-          scriptPath: join(outdir, "index.js"),
-          bindings: { ...(options.bindings as Record<string, unknown> | undefined), ...edge.vars },
-        },
-      ],
-    } as Parameters<typeof convertV4MiniflareOptions>[0]),
-  );
-  const url = await mf.ready;
-  return {
-    url: url.origin,
-    port: Number(url.port),
-    bundlePath: join(outdir, "index.js"),
-    async stop() {
-      await mf.dispose();
-      rmSync(work, { recursive: true, force: true });
-    },
-  };
+  const bundle = { modules: true, modulesRoot: outdir, scriptPath: join(outdir, "index.js") };
+  const bindings = { ...(options.bindings as Record<string, unknown> | undefined), ...edge.vars };
+  const runtime = (shared: Record<string, unknown>, worker: Record<string, unknown>) =>
+    new Miniflare(
+      convertV4MiniflareOptions({
+        host: edge.host ?? "127.0.0.1",
+        handleStructuredLogs: ({ message }: { message: string }) => log(message),
+        ...shared,
+        workers: [{ ...options, ...bundle, bindings, ...worker }],
+      } as Parameters<typeof convertV4MiniflareOptions>[0]),
+    );
+  const persist = { durableObjectsPersist: edge.persistTo ?? join(work, "state") };
+  const front = { port: edge.port ?? 0, inspectorPort: edge.inspectorPort };
+  const runtimes: Miniflare[] = [];
+  try {
+    if ((edge.tiers ?? 2) === 1) {
+      runtimes.push(runtime({ ...front, ...persist }, { name: WORKER_NAME }));
+    } else {
+      const registry = { unsafeDevRegistryPath: join(work, "registry") };
+      // The object tier owns every class; the Worker tier reaches them through the registry.
+      const objects = runtime({ port: 0, ...persist, ...registry }, { name: OBJECTS_NAME, cronTriggers: undefined });
+      runtimes.push(objects);
+      await objects.ready;
+      const remote = Object.fromEntries(
+        Object.entries(options.durableObjects as Record<string, { className: string }>).map(([binding, { className }]) => [
+          binding,
+          { className, scriptName: OBJECTS_NAME },
+        ]),
+      );
+      runtimes.unshift(runtime({ ...front, ...registry }, { name: WORKER_NAME, durableObjects: remote, queueConsumers: undefined }));
+    }
+    const url = await runtimes[0]!.ready;
+    return {
+      url: url.origin,
+      port: Number(url.port),
+      bundlePath: bundle.scriptPath,
+      runtimes,
+      async stop() {
+        await Promise.all(runtimes.map((mf) => mf.dispose()));
+        rmSync(work, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await Promise.all(runtimes.map((mf) => mf.dispose().catch(() => {})));
+    rmSync(work, { recursive: true, force: true });
+    throw error;
+  }
 }
