@@ -11,7 +11,7 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Pool } from "undici";
-import { signatureHeaders } from "../worker/publish/signature.ts";
+import { publishPath, signatureHeaders } from "../worker/publish/signature.ts";
 import type { BridgeConfig } from "./config.ts";
 import { isPowerOfTen, type Logger } from "./log.ts";
 
@@ -124,7 +124,10 @@ export class Forwarder {
   private readonly log: Logger;
   private readonly pool: Pool;
   private readonly publishUrl: string;
+  /** What the request asks for: the worker's endpoint under ECHO_URL's path, if it has one. */
   private readonly publishPath: string;
+  /** What the signature covers: the endpoint itself, so a batch is good for this app only. */
+  private readonly signedPath: string;
   private readonly lanes: Lane[];
   /** Cancels backoff sleeps and requests when the shutdown deadline passes. */
   private readonly abort = new AbortController();
@@ -148,7 +151,8 @@ export class Forwarder {
     this.config = config;
     this.log = log;
     const url = new URL(config.echoUrl);
-    this.publishPath = `${url.pathname.replace(/\/+$/, "")}/apps/${encodeURIComponent(config.appId)}/publish`;
+    this.signedPath = publishPath(config.appId);
+    this.publishPath = url.pathname.replace(/\/+$/, "") + this.signedPath;
     this.publishUrl = url.origin + this.publishPath;
     this.pool = new Pool(url.origin, {
       connections: config.concurrency,
@@ -313,7 +317,8 @@ export class Forwarder {
     let text: string;
     try {
       // Signed per attempt: the worker refuses timestamps older than its replay window.
-      const headers = { "content-type": "application/json", ...(await signatureHeaders(this.config.secret, batch.body)) };
+      const signed = { method: "POST", path: this.signedPath, body: batch.body };
+      const headers = { "content-type": "application/json", ...(await signatureHeaders(this.config.secret, signed)) };
       const response = await this.pool.request({
         path: this.publishPath,
         method: "POST",

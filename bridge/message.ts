@@ -6,7 +6,10 @@
  * original text rather than re-serialising the data, which keeps the hot path to
  * one JSON.parse per message. The channel goes last so that it wins over any
  * `channel` key the payload might carry (JSON.parse keeps the last duplicate).
+ * What counts as a usable payload is the worker's own rule (worker/publish/message.ts).
  */
+import { payloadProblem } from "../worker/publish/message.ts";
+
 export type RejectionReason = "notJson" | "shapeless" | "tooLarge";
 
 export interface Rejection {
@@ -26,7 +29,7 @@ function tooLarge(payload: string, maxBytes: number): boolean {
 }
 
 /**
- * What laravel-echo-server would broadcast: an object with a string `event`; `data`
+ * What laravel-echo-server would broadcast: an object with a non-empty string `event`; `data`
  * any JSON (null when absent); `socket`, the sender to skip, a string or null.
  */
 export function toWireMessage(channel: string, payload: string, maxBytes: number): string | Rejection {
@@ -37,11 +40,8 @@ export function toWireMessage(channel: string, payload: string, maxBytes: number
   } catch {
     return NOT_JSON;
   }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return SHAPELESS;
-  const { event, data, socket } = parsed as { event?: unknown; data?: unknown; socket?: unknown };
-  if (typeof event !== "string" || (socket !== undefined && socket !== null && typeof socket !== "string")) {
-    return SHAPELESS;
-  }
+  if (payloadProblem(parsed) !== null) return SHAPELESS;
+  const { data, socket } = parsed as { data?: unknown; socket?: unknown };
   let tail = ',"channel":' + JSON.stringify(channel);
   if (data === undefined) tail += ',"data":null';
   if (socket === undefined) tail += ',"socket":null';

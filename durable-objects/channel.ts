@@ -22,6 +22,12 @@ export interface ChannelMessage {
   socket?: string | null;
 }
 
+/** A bridge batch's id, and until when a replay of its signed request could still arrive. */
+export interface BatchStamp {
+  id: string;
+  rememberUntil: number;
+}
+
 export interface ChannelInfo {
   subscription_count: number;
   occupied: boolean;
@@ -44,8 +50,6 @@ interface PendingLeave {
 const REPORT_DELAY_MS = 1000;
 /** ...message counters within this long, so a quiet channel's publish rarely costs an extra alarm and report. */
 const COUNTER_REPORT_DELAY_MS = 5000;
-/** How long a bridge batch id is remembered, so a retried batch is not delivered twice. */
-const BATCH_MEMORY_MS = 60_000;
 const LEAVE_PREFIX = "leave:";
 /** Storage key of a user's pending leave; the part after the prefix is the user key members() uses. */
 const leaveKey = (userId: string | number) => LEAVE_PREFIX + JSON.stringify(userId);
@@ -53,7 +57,7 @@ const leaveKey = (userId: string | number) => LEAVE_PREFIX + JSON.stringify(user
 export class ChannelObject extends DurableObject<Env> {
   private linksLoaded = false;
   private readonly links = new Map<WebSocket, AttachedLink>();
-  private readonly seenBatches = new Map<string, number>();
+  private batchTableReady = false;
   private counters = { received: 0, delivered: 0 };
   private invocations = 0;
   /** When the pending alarm fires; undefined until read from storage after a wake-up. */
@@ -91,9 +95,9 @@ export class ChannelObject extends DurableObject<Env> {
   }
 
   /** Fans a batch out to every link: each frame is encoded once; toOthers skips the sender's link. */
-  async publish(appId: string, channel: string, messages: ChannelMessage[], batchId?: string): Promise<{ delivered: number; duplicate: boolean }> {
+  async publish(appId: string, channel: string, messages: ChannelMessage[], batch?: BatchStamp): Promise<{ delivered: number; duplicate: boolean }> {
     this.invocations++;
-    if (batchId !== undefined && this.isDuplicateBatch(batchId)) return { delivered: 0, duplicate: true };
+    if (batch !== undefined && this.isDuplicateBatch(batch)) return { delivered: 0, duplicate: true };
     this.rememberName(appId, channel);
     const frames = messages.map((m) => eventPacket(m.event, channel, m.data));
     const whole = frames.join(LINK_SEPARATOR);
@@ -271,15 +275,26 @@ export class ChannelObject extends DurableObject<Env> {
     await this.ctx.storage.setAlarm(at);
   }
 
-  private isDuplicateBatch(batchId: string): boolean {
-    const now = Date.now();
-    for (const [id, at] of this.seenBatches) {
-      if (now - at < BATCH_MEMORY_MS) break; // insertion order: the rest are newer
-      this.seenBatches.delete(id);
+  /**
+   * Batch ids live in storage, not memory, so an evicted or hibernated object still
+   * refuses a replay; each is kept until its latest signed request expires (a retry
+   * re-signs, so it extends that). Expired ids go on the next batch, by index.
+   */
+  private isDuplicateBatch({ id, rememberUntil }: BatchStamp): boolean {
+    const sql = this.ctx.storage.sql;
+    if (!this.batchTableReady) {
+      sql.exec("CREATE TABLE IF NOT EXISTS seen_batches (id TEXT PRIMARY KEY, forget_at INTEGER NOT NULL)");
+      sql.exec("CREATE INDEX IF NOT EXISTS seen_batches_forget_at ON seen_batches (forget_at)");
+      this.batchTableReady = true;
     }
-    if (this.seenBatches.has(batchId)) return true;
-    this.seenBatches.set(batchId, now);
-    return false;
+    sql.exec("DELETE FROM seen_batches WHERE forget_at < ?", Date.now());
+    const seen = sql.exec("SELECT 1 FROM seen_batches WHERE id = ?", id).toArray().length > 0;
+    sql.exec(
+      "INSERT INTO seen_batches (id, forget_at) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET forget_at = max(forget_at, excluded.forget_at)",
+      id,
+      rememberUntil,
+    );
+    return seen;
   }
 
   /** Stores the object's (app, channel) once, for alarms that run without a caller to tell them. */

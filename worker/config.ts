@@ -30,11 +30,14 @@ export interface Env {
   UPGRADE_GRACE?: string;
   PRESENCE_LEAVE_GRACE?: string;
   STATS_REQUIRE_KEY?: string;
+  MAX_EVENT_DATA_BYTES?: string;
 }
 
 export interface AppClient {
   appId: string;
   key: string;
+  /** The app secret: verifies Pusher-signed publishes and signs webhooks, as Pusher's does. */
+  secret?: string;
 }
 
 export interface Config {
@@ -60,6 +63,8 @@ export interface Config {
   /** A presence member who drops and comes back within this window causes no leaving/joining. */
   presenceLeaveGrace: number;
   statsRequireKey: boolean;
+  /** Largest `data` of one event published through `POST /apps/:appId/events` or `batch_events` (Pusher's 10 KB). */
+  maxEventDataBytes: number;
 }
 
 function int(value: string | undefined, fallback: number): number {
@@ -86,7 +91,8 @@ function parseClients(raw: string | undefined): AppClient[] {
     if (typeof c?.appId !== "string" || typeof c?.key !== "string" || !c.appId || !c.key) {
       throw new Error(`CLIENTS[${i}] needs string appId and key`);
     }
-    return { appId: c.appId, key: c.key };
+    if (c.secret !== undefined && (typeof c.secret !== "string" || !c.secret)) throw new Error(`CLIENTS[${i}].secret must be a non-empty string`);
+    return { appId: c.appId, key: c.key, ...(c.secret && { secret: c.secret }) };
   });
 }
 
@@ -119,6 +125,7 @@ export function readConfig(env: Env): Config {
     upgradeGrace: int(env.UPGRADE_GRACE, 1_500),
     presenceLeaveGrace: int(env.PRESENCE_LEAVE_GRACE, 3_000),
     statsRequireKey: bool(env.STATS_REQUIRE_KEY),
+    maxEventDataBytes: int(env.MAX_EVENT_DATA_BYTES, 10_240),
   };
   cache.set(env, config);
   return config;

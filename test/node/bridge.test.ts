@@ -14,7 +14,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { startBridge, type RunningBridge } from "../../bridge/bridge.ts";
 import { configFromEnv } from "../../bridge/config.ts";
 import type { Logger } from "../../bridge/log.ts";
-import { verify } from "../../worker/publish/signature.ts";
+import { readSignature, verifySignature } from "../../worker/publish/signature.ts";
 import { LARAVEL_MULTI_CHANNEL_SCRIPT } from "../support/laravel.ts";
 import { redisAnswers } from "../../scripts/ensure-redis.ts";
 import { freePort } from "../support/worker.ts";
@@ -75,7 +75,9 @@ async function startSink(answer: (request: SinkRequest) => Answer = () => 200, p
   const server: Server = createServer(async (req, res) => {
     let body = "";
     for await (const chunk of req) body += chunk;
-    const signed = await verify(SECRET, req.headers["x-echo-timestamp"] as string, req.headers["x-echo-signature"] as string, body);
+    const signature = readSignature(req.headers["x-echo-timestamp"] as string, req.headers["x-echo-signature"] as string);
+    // As the worker does: the signature covers method, path (so the app id) and body.
+    const signed = { ok: signature.ok && (await verifySignature(SECRET, signature, { method: req.method ?? "", path: req.url ?? "", body })) };
     const parsed = JSON.parse(body) as { id: string; messages: WireMessage[] };
     const request: SinkRequest = {
       path: req.url ?? "",

@@ -7,7 +7,7 @@ import { io as ioV4 } from "socket.io-client";
 import ioV2 from "socket.io-client-v2";
 import { inject, vi } from "vitest";
 import WebSocket from "ws";
-import { signatureHeaders } from "../../worker/publish/signature.ts";
+import { publishPath, signatureHeaders } from "../../worker/publish/signature.ts";
 import { BRIDGE_SECRET } from "./stack.ts";
 
 export type ClientVersion = 2 | 4;
@@ -124,7 +124,7 @@ export async function publishBatch(messages: LaravelPayload[], id = crypto.rando
   const body = JSON.stringify({ id, messages });
   return fetch(`${workerUrl()}/apps/${appId}/publish`, {
     method: "POST",
-    headers: { "content-type": "application/json", ...(await signatureHeaders(BRIDGE_SECRET, body)) },
+    headers: { "content-type": "application/json", ...(await signatureHeaders(BRIDGE_SECRET, { method: "POST", path: publishPath(appId), body })) },
     body,
   });
 }

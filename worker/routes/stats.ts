@@ -49,7 +49,7 @@ const uptimeSince = (startedAt: number) => (Date.now() - startedAt) / 1000;
 
 statsRoutes.get("/stats", logApiCall, async (c) => {
   const config = readConfig(c.env);
-  const keyed = appWithKey(c.env, c.req.raw);
+  const keyed = await appWithKey(c.env, c.req.raw);
   // A wrong key is refused rather than quietly answered with the keyless totals.
   const keyGiven = c.req.query("auth_key") !== undefined || c.req.header("authorization") !== undefined;
   if (!keyed && (config.statsRequireKey || keyGiven)) return c.json({ error: "Unauthorized" }, 403);
