@@ -129,7 +129,21 @@ export async function publishBatch(messages: LaravelPayload[], id = crypto.rando
   });
 }
 
+export interface AuthRequestSeen {
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  body: string;
+  /** The fixture's answer; null while it has not answered. */
+  response: { status: number; body: string } | null;
+}
+
 /** What the Laravel auth fixture received for a channel. */
-export async function authRequestsFor(channel: string): Promise<{ method: string; path: string; headers: Record<string, string>; body: string }[]> {
+export async function authRequestsFor(channel: string): Promise<AuthRequestSeen[]> {
   return (await fetch(`${inject("authUrl")}/__requests?channel=${encodeURIComponent(channel)}`)).json();
+}
+
+/** What the Laravel auth fixture received for every channel whose name starts with `prefix`. */
+export async function authRequestsWithPrefix(prefix: string): Promise<AuthRequestSeen[]> {
+  return (await fetch(`${inject("authUrl")}/__requests?prefix=${encodeURIComponent(prefix)}`)).json();
 }

@@ -65,7 +65,7 @@ describe("hibernation", () => {
 
     await evictDurableObject(stub, { webSockets: "hibernate" });
 
-    expect(await stub.users()).toEqual([{ id: 1 }, { id: 2 }]);
+    expect(await stub.users()).toEqual([{ id: 1, user_info: member(1).user_info }, { id: 2, user_info: member(2).user_info }]);
     expect(await stub.info()).toMatchObject({ subscription_count: 2, user_count: 2 });
 
     await publish(channel, "Msg", { from: "s1" }, "s1");
@@ -82,7 +82,7 @@ describe("hibernation", () => {
 
     two.ws.close(UNSUBSCRIBE_CLOSE_CODE, "unsubscribe");
     await waitFor(() => expect(three.frames).toContainEqual(["presence:leaving", channel, member(2)]));
-    expect(await stub.users()).toEqual([{ id: 1 }, { id: 3 }]);
+    expect(await stub.users()).toEqual([{ id: 1, user_info: member(1).user_info }, { id: 3, user_info: member(3).user_info }]);
   });
 
   it("a dropped link leaves after the grace unless the user comes back, even while hibernated", async () => {

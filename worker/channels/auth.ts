@@ -1,8 +1,11 @@
 /**
  * Private and presence channel authorization against the Laravel app's
  * `/broadcasting/auth`, called from the Worker at the edge the way
- * laravel-echo-server calls it: form body `channel_name`, the client's
- * `auth.headers`, its cookie, `X-Requested-With`, no redirects followed.
+ * laravel-echo-server calls it (the client's credentials from `auth.headers`, its
+ * cookie, `X-Requested-With`, no redirects followed), plus what Laravel's `pusher`
+ * broadcaster needs: `socket_id` next to `channel_name` in the form, as pusher-js
+ * sends it. Both broadcasters' answers are accepted: `true` or `{"auth":…}` for
+ * private channels, `channel_data` as an object or a JSON string for presence.
  */
 import type { Config } from "../config.ts";
 import { channelKind } from "./names.ts";
@@ -17,49 +20,63 @@ export type AuthResult =
   /** `status` is Laravel's HTTP status, or 0 when Laravel could not be reached in time. */
   | { ok: false; status: number; reason: string };
 
-// Headers a client must not dictate on our request to Laravel.
-const NOT_FORWARDED = new Set(["host", "content-length", "content-type", "connection", "transfer-encoding", "upgrade"]);
+/**
+ * The only headers of the client's `auth.headers` that reach Laravel: the
+ * credentials its auth route reads (session cookie, bearer token) and CSRF tokens.
+ * An allowlist, so nothing a client sends can pose as a proxy's or Cloudflare's
+ * header (X-Forwarded-*, X-Real-IP, CF-*) or upset the request itself (hop-by-hop
+ * headers, Host, Content-Length). X-Requested-With and X-Socket-Id are ours to set.
+ */
+const FORWARDED_CLIENT_HEADERS = new Set(["authorization", "cookie", "x-csrf-token", "x-xsrf-token"]);
 
 export interface AuthRequest {
   channel: string;
+  /** The subscribing socket's id: `socket_id` in the form and `X-Socket-Id`, whatever the client claims. */
+  socketId: string;
   /** `auth.headers` from the client's subscribe payload. */
   headers: unknown;
   /** Cookie header of the client's handshake request. */
   handshakeCookie: string | null;
+  /** Aborts the call (the client unsubscribed or went away). */
+  signal?: AbortSignal;
 }
 
 function buildAuthRequest(config: Config, request: AuthRequest): Request {
   const headers = new Headers();
   if (request.headers && typeof request.headers === "object") {
     for (const [name, value] of Object.entries(request.headers as Record<string, unknown>)) {
-      if (typeof value !== "string" || NOT_FORWARDED.has(name.toLowerCase())) continue;
+      if (typeof value !== "string" || !FORWARDED_CLIENT_HEADERS.has(name.toLowerCase())) continue;
       try {
         headers.set(name, value);
       } catch {
-        // An invalid header name or value from the client is skipped, not fatal.
+        // An invalid header value from the client is skipped, not fatal.
       }
     }
   }
   if (!headers.has("cookie") && request.handshakeCookie) headers.set("cookie", request.handshakeCookie);
   headers.set("x-requested-with", "XMLHttpRequest");
+  headers.set("x-socket-id", request.socketId);
   headers.set("content-type", "application/x-www-form-urlencoded");
   headers.set("accept", "application/json");
   return new Request(`${config.authHost}${config.authEndpoint}`, {
     method: "POST",
     headers,
-    body: new URLSearchParams({ channel_name: request.channel }).toString(),
+    body: new URLSearchParams({ channel_name: request.channel, socket_id: request.socketId }).toString(),
     redirect: "manual",
   });
 }
 
 export async function authorizeChannel(config: Config, request: AuthRequest): Promise<AuthResult> {
   if (!config.authHost) return { ok: false, status: 0, reason: "AUTH_HOST is not configured" };
+  const timeout = AbortSignal.timeout(config.authTimeout);
   let response: Response;
   try {
-    response = await fetch(buildAuthRequest(config, request), { signal: AbortSignal.timeout(config.authTimeout) });
+    response = await fetch(buildAuthRequest(config, request), {
+      signal: request.signal ? AbortSignal.any([request.signal, timeout]) : timeout,
+    });
   } catch (error) {
-    const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
-    return { ok: false, status: 0, reason: timedOut ? `no answer within ${config.authTimeout} ms` : String(error) };
+    if (request.signal?.aborted) return { ok: false, status: 0, reason: "cancelled: the client no longer wants the channel" };
+    return { ok: false, status: 0, reason: timeout.aborted ? `no answer within ${config.authTimeout} ms` : String(error) };
   }
   if (response.status !== 200) {
     const snippet = (await response.text().catch(() => "")).slice(0, 200);
@@ -72,7 +89,7 @@ export async function authorizeChannel(config: Config, request: AuthRequest): Pr
   return { ok: true, member: presenceMember(await response.text()) };
 }
 
-/** Laravel's redis broadcaster returns channel_data as an object; Pusher-style apps as a JSON string. */
+/** Laravel's redis broadcaster returns channel_data as an object, its pusher broadcaster as a JSON string. */
 export function presenceMember(body: string): PresenceMember | null {
   try {
     let channelData: unknown = (JSON.parse(body) as { channel_data?: unknown })?.channel_data;

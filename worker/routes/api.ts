@@ -1,8 +1,8 @@
 /**
  * laravel-echo-server's HTTP API (`GET /apps/:appId/...`), same paths, key and
- * answers. App-wide numbers come from the App object's directory (reported by the
- * channels, at most about a second old); a single channel is asked directly, so its
- * counts are exact.
+ * answers. App-wide numbers come from the App object's directory, which each
+ * channel tells about every subscribe and leave as it happens; a single channel is
+ * asked directly, and answers only once the directory has its latest count.
  */
 import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
