@@ -4,7 +4,7 @@
  * bridge and Pusher's SDKs do.
  */
 import { createExecutionContext, env } from "cloudflare:test";
-import worker from "../../worker/index.ts";
+import { app } from "../../worker/app.ts";
 import { LINK_INFO_HEADER, LINK_SEPARATOR, type LinkInfo } from "../../worker/channels/link.ts";
 import { channelObjectName } from "../../worker/channels/names.ts";
 import { publishPath, signatureHeaders } from "../../worker/publish/signature.ts";
@@ -16,9 +16,9 @@ export const BRIDGE_SECRET = env.BRIDGE_SECRET!;
 
 const testEnv = { ...env, CLIENTS: JSON.stringify([APP_A, APP_B, APP_WITHOUT_SECRET]) };
 
-/** The worker's fetch handler, in this isolate: a request body is read only as far as the worker reads it. */
+/** The worker's router, in this isolate: a request body is read only as far as the worker reads it. */
 export async function callWorker(request: Request): Promise<Response> {
-  return worker.fetch(request, testEnv, createExecutionContext());
+  return app.fetch(request, testEnv, createExecutionContext());
 }
 
 /** A bridge batch as the bridge sends it: signed for `appId`'s publish endpoint. */
