@@ -7,6 +7,7 @@
  * once Redis has confirmed, and the gap can be logged.
  */
 import { Redis, type RedisOptions } from "ioredis";
+import { prefixPattern } from "../worker/publish/redis-prefix.ts";
 import type { BridgeConfig, RedisConnection } from "./config.ts";
 import type { Logger } from "./log.ts";
 
@@ -32,11 +33,6 @@ export function redisOptions(connection: RedisConnection): RedisOptions {
   };
 }
 
-/** `PSUBSCRIBE` takes a glob: a prefix with `*`, `?`, `[` or `\` in it must match literally. */
-function literalPattern(prefix: string): string {
-  return prefix.replace(/[*?[\]\\]/g, "\\$&") + "*";
-}
-
 export class Subscriber {
   readonly pattern: string;
   private readonly redis: Redis;
@@ -50,7 +46,7 @@ export class Subscriber {
 
   constructor(config: BridgeConfig, log: Logger, onMessage: (channel: string, payload: string) => void) {
     this.log = log;
-    this.pattern = literalPattern(config.prefix);
+    this.pattern = prefixPattern(config.prefix);
     this.where = `${config.redis.host}:${config.redis.port}`;
     const prefixLength = config.prefix.length;
     this.redis = new Redis({ ...redisOptions(config.redis), autoResubscribe: false });

@@ -5,11 +5,13 @@
 import type { AppObject } from "../durable-objects/app.ts";
 import type { ChannelObject } from "../durable-objects/channel.ts";
 import type { PollingSessionObject } from "../durable-objects/polling-session.ts";
+import type { UpstashSubscriberObject } from "../durable-objects/upstash-subscriber.ts";
 
 export interface Env {
   CHANNEL: DurableObjectNamespace<ChannelObject>;
   POLLING: DurableObjectNamespace<PollingSessionObject>;
   APP: DurableObjectNamespace<AppObject>;
+  UPSTASH: DurableObjectNamespace<UpstashSubscriberObject>;
   /** Identifies the deployed version; connection leases from older versions are void. */
   CF_VERSION_METADATA?: WorkerVersionMetadata;
   AUTH_HOST?: string;
@@ -31,6 +33,10 @@ export interface Env {
   PRESENCE_LEAVE_GRACE?: string;
   STATS_REQUIRE_KEY?: string;
   MAX_EVENT_DATA_BYTES?: string;
+  UPSTASH_REDIS_REST_URL?: string;
+  UPSTASH_REDIS_REST_TOKEN?: string;
+  REDIS_PREFIX?: string;
+  UPSTASH_APP_ID?: string;
 }
 
 export interface AppClient {
@@ -65,6 +71,18 @@ export interface Config {
   statsRequireKey: boolean;
   /** Largest `data` of one event published through `POST /apps/:appId/events` or `batch_events` (Pusher's 10 KB). */
   maxEventDataBytes: number;
+  /** Upstash mode (no bridge): the subscriber object reads this Redis over REST; null when not configured. */
+  upstash: UpstashConfig | null;
+}
+
+export interface UpstashConfig {
+  /** REST URL, no trailing slash. */
+  url: string;
+  token: string;
+  /** Laravel's Redis prefix, stripped from channel names (as the bridge's REDIS_PREFIX). */
+  prefix: string;
+  /** The app its publishes belong to. */
+  appId: string;
 }
 
 function int(value: string | undefined, fallback: number): number {
@@ -96,16 +114,31 @@ function parseClients(raw: string | undefined): AppClient[] {
   });
 }
 
+function parseUpstash(env: Env, clients: AppClient[]): UpstashConfig | null {
+  const url = env.UPSTASH_REDIS_REST_URL?.trim().replace(/\/+$/, "");
+  if (!url) return null;
+  if (!/^https?:\/\/[^/]/.test(url)) throw new Error(`UPSTASH_REDIS_REST_URL must be an http(s) URL, got ${JSON.stringify(url)}`);
+  const token = env.UPSTASH_REDIS_REST_TOKEN?.trim();
+  if (!token) throw new Error("UPSTASH_REDIS_REST_URL is set but UPSTASH_REDIS_REST_TOKEN is not");
+  const appId = env.UPSTASH_APP_ID?.trim() || clients[0]?.appId;
+  if (!appId || !clients.some((client) => client.appId === appId)) {
+    throw new Error(`Upstash publishes need an app in CLIENTS${appId ? ` with appId ${JSON.stringify(appId)} (UPSTASH_APP_ID)` : ""}`);
+  }
+  // Not trimmed or defaulted when empty: an empty REDIS_PREFIX is a real prefix (Laravel publishes unprefixed).
+  return { url, token, prefix: env.REDIS_PREFIX ?? "laravel_database_", appId };
+}
+
 const cache = new WeakMap<object, Config>();
 
 export function readConfig(env: Env): Config {
   let config = cache.get(env);
   if (config) return config;
+  const clients = parseClients(env.CLIENTS);
   config = {
     authHost: env.AUTH_HOST?.trim().replace(/\/+$/, "") || null,
     authEndpoint: env.AUTH_ENDPOINT?.trim() || "/broadcasting/auth",
     authTimeout: int(env.AUTH_TIMEOUT, 10_000),
-    clients: parseClients(env.CLIENTS),
+    clients,
     bridgeSecret: env.BRIDGE_SECRET?.trim() || null,
     cors: {
       allowOrigin: commaList(env.ALLOW_ORIGIN ?? ""),
@@ -126,6 +159,7 @@ export function readConfig(env: Env): Config {
     presenceLeaveGrace: int(env.PRESENCE_LEAVE_GRACE, 3_000),
     statsRequireKey: bool(env.STATS_REQUIRE_KEY),
     maxEventDataBytes: int(env.MAX_EVENT_DATA_BYTES, 10_240),
+    upstash: parseUpstash(env, clients),
   };
   cache.set(env, config);
   return config;

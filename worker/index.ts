@@ -1,7 +1,19 @@
-/** Worker entry: the Hono router plus the Durable Object classes wrangler binds. */
+/**
+ * Worker entry: the Hono router, the cron trigger that keeps the Upstash subscriber
+ * running, and the Durable Object classes wrangler binds.
+ */
 import { app } from "./app.ts";
+import type { Env } from "./config.ts";
+import { startUpstashSubscriber, startUpstashSubscriberOnce } from "./upstash/start.ts";
 
-export default app;
+export default {
+  fetch(request, env, ctx) {
+    startUpstashSubscriberOnce(env, ctx);
+    return app.fetch(request, env, ctx);
+  },
+  scheduled: (_controller, env, ctx) => ctx.waitUntil(startUpstashSubscriber(env)),
+} satisfies ExportedHandler<Env>;
 export { AppObject } from "../durable-objects/app.ts";
 export { ChannelObject } from "../durable-objects/channel.ts";
 export { PollingSessionObject } from "../durable-objects/polling-session.ts";
+export { UpstashSubscriberObject } from "../durable-objects/upstash-subscriber.ts";

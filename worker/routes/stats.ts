@@ -3,12 +3,14 @@
  * app key (`?auth_key=` or `Authorization: Bearer`) the answer adds that app's
  * numbers and busiest channels, and a browser (`Accept: text/html`) gets the live
  * dashboard instead. A wrong key is refused; STATS_REQUIRE_KEY=true refuses
- * callers without a key too.
+ * callers without a key too. In Upstash mode the answer also carries the
+ * subscriber's state (`upstash`), the way the bridge's `/health` does.
  */
 import { Hono } from "hono";
 import { channelKind, type ChannelKind } from "../channels/names.ts";
 import { readConfig, type Env } from "../config.ts";
 import type { AppSnapshot, NamedChannelEntry } from "../../durable-objects/app.ts";
+import type { UpstashStatus } from "../../durable-objects/upstash-subscriber.ts";
 import { statsPage } from "../stats/page.ts";
 import { logApiCall } from "./api.ts";
 import { appWithKey } from "./app-key.ts";
@@ -32,6 +34,8 @@ export interface Stats extends Counters {
   uptime: number;
   /** Only for a caller with an app key: that app's share and its busiest channels. */
   app?: Counters & { id: string; uptime: number; busiest_channels: (NamedChannelEntry & { kind: ChannelKind })[] };
+  /** Only in Upstash mode. */
+  upstash?: UpstashStatus;
 }
 
 function counters(snapshots: AppSnapshot[]): Counters {
@@ -62,11 +66,16 @@ statsRoutes.get("/stats", logApiCall, async (c) => {
     });
   }
   const appIds = [...new Set(config.clients.map((client) => client.appId))];
-  const snapshots = await Promise.all(appIds.map((appId) => c.env.APP.getByName(appId).snapshot()));
+  const [snapshots, upstash] = await Promise.all([
+    Promise.all(appIds.map((appId) => c.env.APP.getByName(appId).snapshot())),
+    // Asking also (re)starts it, so a stopped subscriber never shows as one.
+    config.upstash ? c.env.UPSTASH.getByName(config.upstash.appId).ensureRunning() : null,
+  ]);
   const stats: Stats = {
     uptime: snapshots.length === 0 ? 0 : uptimeSince(Math.min(...snapshots.map((s) => s.startedAt))),
     ...counters(snapshots),
   };
+  if (upstash) stats.upstash = upstash;
   if (keyed) {
     const snapshot = snapshots[appIds.indexOf(keyed.appId)]!;
     stats.app = {
