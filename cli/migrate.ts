@@ -114,8 +114,9 @@ export function migrateLegacyConfig(config: LegacyConfig, options: MigrateOption
   );
   note("info", "sticky sessions", "Not needed: any request may reach any Cloudflare location; sessions and channels live in Durable Objects addressed by name. Drop ip_hash/sticky settings from your proxy or load balancer.");
   noteSet("info", ["database", "databaseConfig.sqlite"], "Not used: presence members are kept in Durable Objects; nothing to set up.");
+  note("info", "CLIENTS secret", pusherPublishingHowTo(clients[0]!, options.echoUrl));
   if (!config.subscribers.http) {
-    note("info", "subscribers.http", "Was false, but echo-edge's HTTP publish API (POST /apps/:appId/events) is always on; it only accepts requests carrying a client key.");
+    note("info", "subscribers.http", "Was false, but echo-edge's HTTP publish API (POST /apps/:appId/events) is always on; it only accepts requests carrying a client key or signed with the app secret.");
   }
   if (!config.subscribers.redis) {
     note("info", "subscribers.redis", "Was false: you publish through the HTTP API only, so you can skip running the bridge.");
@@ -137,6 +138,18 @@ export function migrateLegacyConfig(config: LegacyConfig, options: MigrateOption
     bridgeEnv,
     notes: [...notes.filter((n) => n.level === "warning"), ...notes.filter((n) => n.level === "info")],
   };
+}
+
+/** laravel-echo-server apps have no secret; one is needed only to publish with Laravel's pusher broadcaster. */
+function pusherPublishingHowTo(app: { appId: string; key: string }, echoUrl: string | undefined): string {
+  const host = echoUrl ? new URL(echoUrl).hostname : "<your worker's domain>";
+  const withSecret = JSON.stringify([{ ...app, secret: "<a new random secret, e.g. openssl rand -hex 32>" }]);
+  return (
+    "Optional: Laravel can also publish straight to echo-edge with its pusher broadcaster, with no Redis and no bridge. " +
+    `For that, give the app a secret in CLIENTS (${withSecret}) and set in Laravel's .env: ` +
+    `BROADCAST_CONNECTION=pusher, PUSHER_APP_ID=${app.appId}, PUSHER_APP_KEY=${app.key}, PUSHER_APP_SECRET=<the same secret>, ` +
+    `PUSHER_HOST=${host}, PUSHER_PORT=443, PUSHER_SCHEME=https. Apps without a secret refuse Pusher-signed requests; the Redis broadcaster and the bridge need none.`
+  );
 }
 
 function authHostCheck(authHost: string): [MigrationNote["level"], string, string] {

@@ -105,6 +105,20 @@ describe("a laravel-echo-server.json as `laravel-echo-server init` writes it", (
     expect(note?.message).toContain('subscribed to "laravel_database_*" and cut "laravel_database_" off each channel name');
   });
 
+  it("explains how to give the app a secret for Laravel's pusher broadcaster, which the file cannot have", () => {
+    const migration = migrateJson([REALISTIC, "--echo-url", "https://echo.example.com"]);
+    expect(JSON.parse(migration.secrets.CLIENTS)[0]).not.toHaveProperty("secret");
+    const note = noteAbout(migration, "CLIENTS secret");
+    expect(note?.level).toBe("info");
+    expect(note?.message).toContain(
+      '[{"appId":"5f0d3a1c9b2e4d7a","key":"3c9e1f0a7b2d4e6f8a1c3e5f7b9d0a2c","secret":"<a new random secret, e.g. openssl rand -hex 32>"}]',
+    );
+    expect(note?.message).toContain(
+      "BROADCAST_CONNECTION=pusher, PUSHER_APP_ID=5f0d3a1c9b2e4d7a, PUSHER_APP_KEY=3c9e1f0a7b2d4e6f8a1c3e5f7b9d0a2c, " +
+        "PUSHER_APP_SECRET=<the same secret>, PUSHER_HOST=echo.example.com, PUSHER_PORT=443, PUSHER_SCHEME=https",
+    );
+  });
+
   it("takes the worker URL from --echo-url", () => {
     const migration = migrateJson([REALISTIC, "--echo-url", "https://echo.example.com/"]);
     expect(migration.bridgeEnv.ECHO_URL).toBe("https://echo.example.com");
