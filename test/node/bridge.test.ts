@@ -1,7 +1,8 @@
 /**
  * The bridge between real Redis and a stand-in for the worker: a Node HTTP sink
- * that checks each request's signature, answers as told and, like the worker,
- * accepts each batch id once.
+ * that checks each request's signature, answers as told and records every
+ * delivery. Unlike the worker it does not dedupe batch ids, so a batch the bridge
+ * sends again after it was accepted shows up instead of being hidden.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -43,14 +44,22 @@ interface SinkRequest {
 interface Sink {
   url: string;
   requests: SinkRequest[];
-  /** Messages of accepted batches, each batch id counted once, in arrival order. */
+  /** Messages of every accepted batch, in arrival order: a batch accepted twice is here twice. */
   delivered: WireMessage[];
+  /** How many times each batch id was accepted (answered 200). */
+  acceptances: Map<string, number>;
   close(): Promise<void>;
 }
 
 const cleanups: (() => Promise<unknown> | void)[] = [];
+const sinks: Sink[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  // Every bridge has stopped: whatever it sent is in. Each accepted batch arrived once.
+  for (const sink of sinks.splice(0)) {
+    const repeated = [...sink.acceptances].filter(([, times]) => times > 1);
+    expect(repeated, `batches accepted more than once by ${sink.url}`).toEqual([]);
+  }
 });
 
 const unique = () => randomUUID().slice(0, 8);
@@ -71,7 +80,7 @@ type Answer = number | { refuse: (message: WireMessage) => boolean };
 async function startSink(answer: (request: SinkRequest) => Answer = () => 200, port = 0): Promise<Sink> {
   const requests: SinkRequest[] = [];
   const delivered: WireMessage[] = [];
-  const acceptedIds = new Set<string>();
+  const acceptances = new Map<string, number>();
   const server: Server = createServer(async (req, res) => {
     let body = "";
     for await (const chunk of req) body += chunk;
@@ -96,10 +105,8 @@ async function startSink(answer: (request: SinkRequest) => Answer = () => 200, p
       return;
     }
     const accepted = parsed.messages.filter((m) => typeof decision === "number" || !decision.refuse(m));
-    if (!acceptedIds.has(parsed.id)) {
-      acceptedIds.add(parsed.id);
-      delivered.push(...accepted);
-    }
+    acceptances.set(parsed.id, (acceptances.get(parsed.id) ?? 0) + 1);
+    delivered.push(...accepted);
     res.writeHead(200, { "content-type": "application/json" });
     res.end(JSON.stringify({ accepted: accepted.length, rejected: parsed.messages.length - accepted.length }));
   });
@@ -109,12 +116,14 @@ async function startSink(answer: (request: SinkRequest) => Answer = () => 200, p
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     requests,
     delivered,
+    acceptances,
     close: () => {
       server.closeAllConnections();
       return new Promise<void>((done) => server.close(() => done()));
     },
   };
   cleanups.push(sink.close);
+  sinks.push(sink);
   return sink;
 }
 
