@@ -141,7 +141,9 @@ describe.each(CLIENT_VERSIONS)("private channels, socket.io-client %i", (version
     expect(events.items[0]).toEqual({ ok: true });
     const [request, ...rest] = await authRequestsFor(channel);
     expect(rest).toEqual([]);
-    expect(request).toMatchObject({ method: "POST", path: "/broadcasting/auth", body: `channel_name=${encodeURIComponent(channel)}` });
+    // socket_id as pusher-js sends it, which Laravel's pusher broadcaster needs (the redis one ignores it).
+    const body = `channel_name=${encodeURIComponent(channel)}&socket_id=${encodeURIComponent(echo.socketId()!)}`;
+    expect(request).toMatchObject({ method: "POST", path: "/broadcasting/auth", body });
     expect(request!.headers).toMatchObject({
       authorization: "Bearer 1",
       "x-requested-with": "XMLHttpRequest",
@@ -234,9 +236,10 @@ describe("presence channels", () => {
     }, 20_000);
   });
 
-  it("accepts channel_data as a JSON string (Pusher format)", async () => {
+  // channel_data as a JSON string, from Laravel's pusher broadcaster: test/e2e/pusher-auth.test.ts.
+  it("a lone member is listed from Laravel's answer", async () => {
     const channel = uniqueChannel("presence-pusher");
-    const echo = await echoConnected(makeEcho(4, { auth: { headers: { Authorization: "Bearer 2", "X-Fixture-Format": "pusher" } } }));
+    const echo = await echoConnected(makeEcho(4, { auth: { headers: { Authorization: "Bearer 2" } } }));
     const p = join(echo, channel);
     await until(() => expect(p.here).toEqual([[{ id: 2, name: "Abigail" }]]));
   });
@@ -292,8 +295,23 @@ describe("whisper", () => {
     const sender = await connected(connectSocket(4, { transports: ["websocket"] }));
     const errors = collect();
     sender.on("echo-edge:error", errors.push);
+    // The sender whispers on the public channel only once its own subscription is live,
+    // so what drops the whisper is the public-channel rule, not a link still opening.
+    const atSender = collect();
+    sender.on("echo-edge.test.ready", (name: string) => name === publicChannel && atSender.push(name));
     sender.emit("subscribe", { channel: publicChannel, auth: {} });
+    await untilSubscribed(publicChannel, () => atSender.items);
     sender.emit("client event", { channel: publicChannel, event: "client-typing", data: { n: 1 } });
+    // An answer on the sender's connection shows the whisper was handled; a message
+    // published after that reaches the listener, the whisper did not.
+    sender.emit("echo-edge.test.unknown");
+    await until(() => expect(errors.items).toContainEqual(expect.objectContaining({ event: "echo-edge.test.unknown" })));
+    const after = collect();
+    listener.channel(publicChannel).listen(".echo-edge.test.after", after.push);
+    await publishBatch([{ channel: publicChannel, event: "echo-edge.test.after", data: {} }]);
+    await until(() => expect(after.items).toHaveLength(1));
+    expect(heard.items).toEqual([]);
+
     sender.emit("client event", { channel, event: "client-typing", data: { n: 2 } }); // not subscribed
     sender.emit("subscribe", { channel, auth: { headers: { Authorization: "Bearer 1" } } });
     await until(async () => {
