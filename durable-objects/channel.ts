@@ -14,6 +14,7 @@ import type { PresenceMember } from "../worker/channels/auth.ts";
 import { LINK_INFO_HEADER, LINK_SEPARATOR, UNSUBSCRIBE_CLOSE_CODE, type LinkInfo } from "../worker/channels/link.ts";
 import { channelKind, isValidChannelName } from "../worker/channels/names.ts";
 import { eventPacket } from "../worker/protocol/socketio.ts";
+import { ChannelWebhooks } from "../worker/webhooks/producer.ts";
 
 /** A message to broadcast, as Laravel publishes it; `socket` is the toOthers exclusion. */
 export interface ChannelMessage {
@@ -63,6 +64,7 @@ export class ChannelObject extends DurableObject<Env> {
   /** When the pending alarm fires; undefined until read from storage after a wake-up. */
   private alarmAt: number | null | undefined;
   private nameStored = false;
+  private readonly webhooks = new ChannelWebhooks(this.env, this.ctx.storage.kv);
 
   override async fetch(request: Request): Promise<Response> {
     this.invocations++;
@@ -86,9 +88,13 @@ export class ChannelObject extends DurableObject<Env> {
     const alreadyPresent = member !== null && this.isPresent(member.user_id);
     const returning = member !== null && this.cancelPendingLeave(member.user_id);
     links.set(server, link);
+    this.webhooks.occupancy(info.appId, info.channel, () => this.isOccupied());
     if (member) {
       server.send(eventPacket("presence:subscribed", info.channel, this.members()));
-      if (!alreadyPresent && !returning) this.broadcast(eventPacket("presence:joining", info.channel, member), server);
+      if (!alreadyPresent && !returning) {
+        this.broadcast(eventPacket("presence:joining", info.channel, member), server);
+        this.webhooks.memberAdded(info.appId, info.channel, member);
+      }
     }
     await this.scheduleAlarm(Date.now() + REPORT_DELAY_MS);
     return new Response(null, { status: 101, webSocket: client });
@@ -153,6 +159,7 @@ export class ChannelObject extends DurableObject<Env> {
     }
     if (typeof whisper.event !== "string" || !whisper.event.startsWith("client-")) return;
     this.broadcast(eventPacket(whisper.event, link.channel, whisper.data), ws);
+    this.webhooks.clientEvent(link, whisper.event, whisper.data);
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
@@ -175,6 +182,7 @@ export class ChannelObject extends DurableObject<Env> {
     this.alarmAt = null;
     const now = Date.now();
     const channel = this.channelName();
+    const appId = this.ctx.storage.kv.get<string>("app");
     let nextLeave: number | null = null;
     for (const [key, pending] of this.ctx.storage.kv.list<PendingLeave>({ prefix: LEAVE_PREFIX })) {
       if (pending.due > now) {
@@ -184,8 +192,10 @@ export class ChannelObject extends DurableObject<Env> {
       this.ctx.storage.kv.delete(key);
       if (channel && !this.isPresent(pending.member.user_id)) {
         this.broadcast(eventPacket("presence:leaving", channel, pending.member));
+        if (appId) this.webhooks.memberRemoved(appId, channel, pending.member);
       }
     }
+    if (appId && channel) this.webhooks.occupancy(appId, channel, () => this.isOccupied());
     await this.report();
     if (nextLeave !== null) await this.scheduleAlarm(nextLeave);
   }
@@ -200,12 +210,14 @@ export class ChannelObject extends DurableObject<Env> {
       if (leaveNow || grace === 0) {
         this.cancelPendingLeave(member.user_id);
         this.broadcast(eventPacket("presence:leaving", link.channel, member));
+        this.webhooks.memberRemoved(link.appId, link.channel, member);
       } else {
         const due = Date.now() + grace;
         this.ctx.storage.kv.put(leaveKey(member.user_id), { member, due } satisfies PendingLeave);
         await this.scheduleAlarm(due);
       }
     }
+    this.webhooks.occupancy(link.appId, link.channel, () => this.isOccupied());
     await this.scheduleAlarm(Date.now() + REPORT_DELAY_MS);
   }
 
@@ -260,6 +272,13 @@ export class ChannelObject extends DurableObject<Env> {
       if (!byUser.has(userKey)) byUser.set(userKey, pending.member);
     }
     return [...byUser.values()];
+  }
+
+  /** Links, or members inside their leave grace: a reconnecting tab keeps the channel occupied. */
+  private isOccupied(): boolean {
+    if (this.loadLinks().size > 0) return true;
+    for (const _ of this.ctx.storage.kv.list({ prefix: LEAVE_PREFIX, limit: 1 })) return true;
+    return false;
   }
 
   private cancelPendingLeave(userId: string | number): boolean {

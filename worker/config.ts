@@ -5,6 +5,8 @@
 import type { AppObject } from "../durable-objects/app.ts";
 import type { ChannelObject } from "../durable-objects/channel.ts";
 import type { PollingSessionObject } from "../durable-objects/polling-session.ts";
+import type { WebhookEventName, WebhookMessage } from "./webhooks/events.ts";
+import { clientWebhookOptions, parseWebhookEvents, parseWebhookUrl } from "./webhooks/target.ts";
 import type { UpstashSubscriberObject } from "../durable-objects/upstash-subscriber.ts";
 
 export interface Env {
@@ -33,6 +35,10 @@ export interface Env {
   PRESENCE_LEAVE_GRACE?: string;
   STATS_REQUIRE_KEY?: string;
   MAX_EVENT_DATA_BYTES?: string;
+  /** Webhooks to Laravel go through this queue (wrangler.toml). */
+  WEBHOOKS?: Queue<WebhookMessage>;
+  WEBHOOK_URL?: string;
+  WEBHOOK_EVENTS?: string;
   UPSTASH_REDIS_REST_URL?: string;
   UPSTASH_REDIS_REST_TOKEN?: string;
   REDIS_PREFIX?: string;
@@ -44,6 +50,9 @@ export interface AppClient {
   key: string;
   /** The app secret: verifies Pusher-signed publishes and signs webhooks, as Pusher's does. */
   secret?: string;
+  /** This app's own WEBHOOK_URL / WEBHOOK_EVENTS. */
+  webhookUrl?: string;
+  webhookEvents?: ReadonlySet<WebhookEventName>;
 }
 
 export interface Config {
@@ -71,6 +80,9 @@ export interface Config {
   statsRequireKey: boolean;
   /** Largest `data` of one event published through `POST /apps/:appId/events` or `batch_events` (Pusher's 10 KB). */
   maxEventDataBytes: number;
+  /** Default webhook URL and events for apps whose CLIENTS entry names none. */
+  webhookUrl: string | null;
+  webhookEvents: ReadonlySet<WebhookEventName>;
   /** Upstash mode (no bridge): the subscriber object reads this Redis over REST; null when not configured. */
   upstash: UpstashConfig | null;
 }
@@ -110,7 +122,7 @@ function parseClients(raw: string | undefined): AppClient[] {
       throw new Error(`CLIENTS[${i}] needs string appId and key`);
     }
     if (c.secret !== undefined && (typeof c.secret !== "string" || !c.secret)) throw new Error(`CLIENTS[${i}].secret must be a non-empty string`);
-    return { appId: c.appId, key: c.key, ...(c.secret && { secret: c.secret }) };
+    return { appId: c.appId, key: c.key, ...(c.secret && { secret: c.secret }), ...clientWebhookOptions(c, `CLIENTS[${i}]`) };
   });
 }
 
@@ -159,6 +171,8 @@ export function readConfig(env: Env): Config {
     presenceLeaveGrace: int(env.PRESENCE_LEAVE_GRACE, 3_000),
     statsRequireKey: bool(env.STATS_REQUIRE_KEY),
     maxEventDataBytes: int(env.MAX_EVENT_DATA_BYTES, 10_240),
+    webhookUrl: env.WEBHOOK_URL?.trim() ? parseWebhookUrl(env.WEBHOOK_URL.trim(), "WEBHOOK_URL") : null,
+    webhookEvents: parseWebhookEvents(commaList(env.WEBHOOK_EVENTS ?? ""), "WEBHOOK_EVENTS"),
     upstash: parseUpstash(env, clients),
   };
   cache.set(env, config);

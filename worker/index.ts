@@ -1,9 +1,11 @@
 /**
- * Worker entry: the Hono router, the cron trigger that keeps the Upstash subscriber
- * running, and the Durable Object classes wrangler binds.
+ * Worker entry: the Hono router, the webhook queue consumer, the cron trigger that
+ * keeps the Upstash subscriber running, and the Durable Object classes wrangler binds.
  */
 import { app } from "./app.ts";
 import type { Env } from "./config.ts";
+import type { WebhookMessage } from "./webhooks/events.ts";
+import { deliverWebhooks } from "./webhooks/consumer.ts";
 import { startUpstashSubscriber, startUpstashSubscriberOnce } from "./upstash/start.ts";
 
 export default {
@@ -11,8 +13,9 @@ export default {
     startUpstashSubscriberOnce(env, ctx);
     return app.fetch(request, env, ctx);
   },
+  queue: deliverWebhooks,
   scheduled: (_controller, env, ctx) => ctx.waitUntil(startUpstashSubscriber(env)),
-} satisfies ExportedHandler<Env>;
+} satisfies ExportedHandler<Env, WebhookMessage>;
 export { AppObject } from "../durable-objects/app.ts";
 export { ChannelObject } from "../durable-objects/channel.ts";
 export { PollingSessionObject } from "../durable-objects/polling-session.ts";
