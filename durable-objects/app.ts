@@ -2,13 +2,16 @@
  * App Durable Object: one per app. The directory of occupied channels and the
  * counters behind `/stats` and the laravel-echo-server HTTP API, plus connection
  * admission for MAX_CLIENTS. It is never on the per-message path: channels report
- * occupancy and batched counters at most once a second, sessions call it once on
- * connect and once on disconnect.
+ * occupancy when it changes and message counters every few seconds, sessions call it once on
+ * connect, once a minute to renew and once on disconnect.
  *
- * A session whose Worker dies without running its close handlers never releases
- * its entry, so entries are leases: a deploy (which drops every WebSocket) voids
- * the entries of older versions, and an entry not renewed within CONNECTION_LEASE_MS
- * expires. Sessions renew every CONNECTION_RENEW_MS, a few requests a day at most.
+ * A session whose Worker or object dies without running its close handlers never
+ * releases its entry, so entries are leases: one not renewed within
+ * CONNECTION_LEASE_MS is dropped, and its slot is free again a few minutes after a
+ * crash or a deploy. Every live session renews whatever Worker version serves it, so
+ * two versions live at once (a gradual deploy) keep their counts. A renewal only
+ * touches memory; storage holds the admitted sids, so an evicted object reloads them
+ * with a fresh lease each and drops those that stop renewing.
  */
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../worker/config.ts";
@@ -47,17 +50,15 @@ export interface AppSnapshot {
 const CHANNEL_PREFIX = "channel:";
 const bySubscriptions = (a: ChannelEntry, b: ChannelEntry) => b.subscription_count - a.subscription_count;
 const CONNECTION_PREFIX = "connection:";
-export const CONNECTION_LEASE_MS = 24 * 60 * 60 * 1000;
-export const CONNECTION_RENEW_MS = CONNECTION_LEASE_MS / 4;
-const PRUNE_EVERY_MS = 60_000;
-
-interface ConnectionLease {
-  at: number;
-  version: string;
-}
+/** How often a live session renews its lease... */
+export const CONNECTION_RENEW_MS = 60_000;
+/** ...and how long a lease lasts without one: two and a half renewals, so one late renewal does not drop a live session. */
+const CONNECTION_LEASE_MS = 150_000;
+const PRUNE_EVERY_MS = 30_000;
 
 export class AppObject extends DurableObject<Env> {
-  private connectionCount: number | null = null;
+  /** Admitted sessions and when their lease ends; loaded from storage once per object lifetime. */
+  private leases: Map<string, number> | null = null;
   private prunedAt = 0;
   /** Sums over the channel directory, loaded once by a scan and then kept up to date by reports. */
   private occupancy: { channels: number; subscriptions: number } | null = null;
@@ -67,24 +68,27 @@ export class AppObject extends DurableObject<Env> {
     if (ctx.storage.kv.get("startedAt") === undefined) ctx.storage.kv.put("startedAt", Date.now());
   }
 
-  /**
-   * Admits a new connection unless `maxClients` (0: unlimited) are already
-   * connected; for an admitted session, renews its lease. `version` is the Worker
-   * version serving it: the first admission under a new version voids older leases.
-   */
-  async admit(sessionId: string, maxClients: number, version: string): Promise<boolean> {
-    this.prune(version);
-    const key = CONNECTION_PREFIX + sessionId;
-    const known = this.ctx.storage.kv.get(key) !== undefined;
-    const count = this.connections();
-    if (!known && maxClients > 0 && count >= maxClients) return false;
-    this.ctx.storage.kv.put(key, { at: Date.now(), version } satisfies ConnectionLease);
-    if (!known) this.connectionCount = count + 1;
+  /** Admits a new connection unless `maxClients` (0: unlimited) are already connected; an admitted one just renews. */
+  async admit(sessionId: string, maxClients: number): Promise<boolean> {
+    const leases = this.liveLeases();
+    if (!leases.has(sessionId) && maxClients > 0 && leases.size >= maxClients) return false;
+    this.lease(sessionId);
     return true;
   }
 
+  /** Whether a new connection would be admitted now (a handshake asks before the client has proved it is alive). */
+  async hasRoom(maxClients: number): Promise<boolean> {
+    return maxClients === 0 || this.liveLeases().size < maxClients;
+  }
+
+  /** A live session's renewal; one whose lease was dropped meanwhile (a long stall) is counted again. */
+  async renew(sessionId: string): Promise<void> {
+    this.liveLeases();
+    this.lease(sessionId);
+  }
+
   async release(sessionId: string): Promise<void> {
-    if (this.ctx.storage.kv.delete(CONNECTION_PREFIX + sessionId)) this.connectionCount = this.connections() - 1;
+    if (this.loadLeases().delete(sessionId)) this.ctx.storage.kv.delete(CONNECTION_PREFIX + sessionId);
   }
 
   async reportChannel(report: ChannelReport): Promise<void> {
@@ -113,7 +117,7 @@ export class AppObject extends DurableObject<Env> {
   async snapshot(): Promise<AppSnapshot> {
     const kv = this.ctx.storage.kv;
     return {
-      connections: this.connections(),
+      connections: this.liveLeases().size,
       ...this.loadOccupancy(),
       received: kv.get<number>("received") ?? 0,
       delivered: kv.get<number>("delivered") ?? 0,
@@ -121,7 +125,7 @@ export class AppObject extends DurableObject<Env> {
     };
   }
 
-  /** Occupied channels whose name starts with `prefix`, as last reported (at most about a second old). */
+  /** Occupied channels whose name starts with `prefix`, as last reported (channels report each change at once). */
   async channels(prefix = ""): Promise<Record<string, ChannelEntry>> {
     return Object.fromEntries(this.directory(prefix));
   }
@@ -147,26 +151,37 @@ export class AppObject extends DurableObject<Env> {
     }
   }
 
-  private prune(version: string): void {
-    const kv = this.ctx.storage.kv;
-    const now = Date.now();
-    const newVersion = kv.get<string>("version") !== version;
-    if (!newVersion && now - this.prunedAt < PRUNE_EVERY_MS) return;
-    this.prunedAt = now;
-    if (newVersion) kv.put("version", version);
-    for (const [key, lease] of kv.list<ConnectionLease>({ prefix: CONNECTION_PREFIX })) {
-      if (lease.version !== version || now - lease.at > CONNECTION_LEASE_MS) kv.delete(key);
-    }
-    this.connectionCount = null;
+  /** Stores a new admission (renewals stay in memory) and extends its lease. */
+  private lease(sessionId: string): void {
+    const leases = this.loadLeases();
+    if (!leases.has(sessionId)) this.ctx.storage.kv.put(CONNECTION_PREFIX + sessionId, Date.now());
+    leases.set(sessionId, Date.now() + CONNECTION_LEASE_MS);
   }
 
-  private connections(): number {
-    if (this.connectionCount === null) {
-      let count = 0;
-      for (const _ of this.ctx.storage.kv.list({ prefix: CONNECTION_PREFIX })) count++;
-      this.connectionCount = count;
+  private loadLeases(): Map<string, number> {
+    if (this.leases === null) {
+      // After a restart nobody knows who is still alive: everyone gets one lease to renew in.
+      const until = Date.now() + CONNECTION_LEASE_MS;
+      this.leases = new Map();
+      for (const [key] of this.ctx.storage.kv.list({ prefix: CONNECTION_PREFIX })) {
+        this.leases.set(key.slice(CONNECTION_PREFIX.length), until);
+      }
     }
-    return this.connectionCount;
+    return this.leases;
+  }
+
+  /** The leases, without those that ran out (checked every PRUNE_EVERY_MS at most). */
+  private liveLeases(): Map<string, number> {
+    const leases = this.loadLeases();
+    const now = Date.now();
+    if (now - this.prunedAt < PRUNE_EVERY_MS) return leases;
+    this.prunedAt = now;
+    for (const [sessionId, until] of leases) {
+      if (until >= now) continue;
+      leases.delete(sessionId);
+      this.ctx.storage.kv.delete(CONNECTION_PREFIX + sessionId);
+    }
+    return leases;
   }
 
   private loadOccupancy(): { channels: number; subscriptions: number } {

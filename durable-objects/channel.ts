@@ -14,6 +14,8 @@ import type { PresenceMember } from "../worker/channels/auth.ts";
 import { LINK_INFO_HEADER, LINK_SEPARATOR, UNSUBSCRIBE_CLOSE_CODE, type LinkInfo } from "../worker/channels/link.ts";
 import { channelKind, isValidChannelName } from "../worker/channels/names.ts";
 import { eventPacket } from "../worker/protocol/socketio.ts";
+import { createLogger } from "../worker/log.ts";
+import { utf8Length } from "../worker/session/limits.ts";
 import { ChannelWebhooks } from "../worker/webhooks/producer.ts";
 
 /** A message to broadcast, as Laravel publishes it; `socket` is the toOthers exclusion. */
@@ -47,10 +49,14 @@ interface PendingLeave {
   due: number;
 }
 
-/** Occupancy changes reach the app object within this long... */
-const REPORT_DELAY_MS = 1000;
-/** ...message counters within this long, so a quiet channel's publish rarely costs an extra alarm and report. */
+/**
+ * Occupancy changes reach the app object at once (the HTTP API shows a subscribe
+ * or a disconnect as laravel-echo-server does); message counters within this long,
+ * so a quiet channel's publish rarely costs an extra alarm and report.
+ */
 const COUNTER_REPORT_DELAY_MS = 5000;
+/** A report that failed is retried from an alarm this much later. */
+const REPORT_RETRY_MS = 5000;
 const LEAVE_PREFIX = "leave:";
 /** Storage key of a user's pending leave; the part after the prefix is the user key members() uses. */
 const leaveKey = (userId: string | number) => LEAVE_PREFIX + JSON.stringify(userId);
@@ -64,6 +70,9 @@ export class ChannelObject extends DurableObject<Env> {
   /** When the pending alarm fires; undefined until read from storage after a wake-up. */
   private alarmAt: number | null | undefined;
   private nameStored = false;
+  /** Reports to the app object, one at a time, in order; `reportQueued`: one is waiting to start and will read the latest state. */
+  private reports: Promise<void> = Promise.resolve();
+  private reportQueued = false;
   private readonly webhooks = new ChannelWebhooks(this.env, this.ctx.storage.kv);
 
   override async fetch(request: Request): Promise<Response> {
@@ -81,22 +90,25 @@ export class ChannelObject extends DurableObject<Env> {
     this.rememberName(info.appId, info.channel);
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.ctx.acceptWebSocket(server);
-    const link: AttachedLink = { ...info, joinedAt: Date.now() };
-    server.serializeAttachment(link);
     const links = this.loadLinks();
+    const { resumed, ...attached } = info;
     const member = info.member;
     const alreadyPresent = member !== null && this.isPresent(member.user_id);
     const returning = member !== null && this.cancelPendingLeave(member.user_id);
+    // An upgraded socket's new link takes over from its old one in this same turn, so each frame reaches exactly one of them.
+    const replaced = resumed ? this.closeLinksOf(info.socketId) : undefined;
+    const link: AttachedLink = { ...attached, joinedAt: replaced?.joinedAt ?? Date.now() };
+    server.serializeAttachment(link);
     links.set(server, link);
     this.webhooks.occupancy(info.appId, info.channel, () => this.isOccupied());
     if (member) {
-      server.send(eventPacket("presence:subscribed", info.channel, this.members()));
+      if (!resumed) server.send(eventPacket("presence:subscribed", info.channel, this.members()));
       if (!alreadyPresent && !returning) {
         this.broadcast(eventPacket("presence:joining", info.channel, member), server);
         this.webhooks.memberAdded(info.appId, info.channel, member);
       }
     }
-    await this.scheduleAlarm(Date.now() + REPORT_DELAY_MS);
+    void this.report();
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -134,6 +146,8 @@ export class ChannelObject extends DurableObject<Env> {
 
   async info(): Promise<ChannelInfo> {
     this.invocations++;
+    // Never answer ahead of the app's directory: /channels/:channel and /channels agree.
+    await this.reports;
     const links = this.loadLinks();
     const info: ChannelInfo = { subscription_count: links.size, occupied: links.size > 0, invocations: this.invocations };
     const channel = this.channelName();
@@ -141,23 +155,33 @@ export class ChannelObject extends DurableObject<Env> {
     return info;
   }
 
-  async users(): Promise<{ id: string | number }[]> {
+  async users(): Promise<{ id: string | number; user_info: unknown }[]> {
     this.invocations++;
-    return this.members().map((m) => ({ id: m.user_id }));
+    return this.members().map((m) => ({ id: m.user_id, user_info: m.user_info }));
   }
 
-  /** A whisper from one link goes to every other link of this channel. */
+  /**
+   * A whisper from one link goes to every other link of this channel. The rules are
+   * checked here again rather than trusted to the session: only a subscriber (a link
+   * is one subscription), only on private and presence channels, only `client-*`
+   * events, and no larger than a connection may whisper in a second.
+   */
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     this.invocations++;
     const link = this.loadLinks().get(ws);
-    if (!link || typeof message !== "string") return;
+    if (!link) return;
+    const refuse = (reason: string) =>
+      createLogger(readConfig(this.env).devMode).warn("whisper_refused", { channel: link.channel, socketId: link.socketId, reason });
+    if (channelKind(link.channel) === "public") return refuse("public channel");
+    if (typeof message !== "string") return refuse("not text");
+    if (utf8Length(message) > readConfig(this.env).whisperBytes) return refuse("larger than WHISPER_BYTES");
     let whisper: { event?: unknown; data?: unknown };
     try {
       whisper = JSON.parse(message);
     } catch {
-      return;
+      return refuse("not JSON");
     }
-    if (typeof whisper.event !== "string" || !whisper.event.startsWith("client-")) return;
+    if (typeof whisper.event !== "string" || !whisper.event.startsWith("client-")) return refuse("not a client-* event");
     this.broadcast(eventPacket(whisper.event, link.channel, whisper.data), ws);
     this.webhooks.clientEvent(link, whisper.event, whisper.data);
   }
@@ -204,6 +228,8 @@ export class ChannelObject extends DurableObject<Env> {
     const link = this.loadLinks().get(ws);
     if (!link) return;
     this.dropLink(ws);
+    // Queued before the awaits below, so info() never answers ahead of the directory.
+    void this.report();
     const member = link.member;
     if (member && !this.isPresent(member.user_id)) {
       const grace = readConfig(this.env).presenceLeaveGrace;
@@ -218,7 +244,22 @@ export class ChannelObject extends DurableObject<Env> {
       }
     }
     this.webhooks.occupancy(link.appId, link.channel, () => this.isOccupied());
-    await this.scheduleAlarm(Date.now() + REPORT_DELAY_MS);
+  }
+
+  /** Closes a socket's links without presence changes (its replacement keeps the member present); returns one of them. */
+  private closeLinksOf(socketId: string): AttachedLink | undefined {
+    let closed: AttachedLink | undefined;
+    for (const [ws, link] of this.loadLinks()) {
+      if (link.socketId !== socketId) continue;
+      closed ??= link;
+      this.dropLink(ws);
+      try {
+        ws.close(1000, "replaced");
+      } catch {
+        // already closing
+      }
+    }
+    return closed;
   }
 
   private dropLink(ws: WebSocket): void {
@@ -330,7 +371,19 @@ export class ChannelObject extends DurableObject<Env> {
     return this.ctx.storage.kv.get<string>("channel");
   }
 
-  private async report(): Promise<void> {
+  /** Queues a report of the current occupancy and counters; changes made while one is on its way share the next. */
+  private report(): Promise<void> {
+    if (!this.reportQueued) {
+      this.reportQueued = true;
+      this.reports = this.reports.then(() => {
+        this.reportQueued = false;
+        return this.sendReport();
+      });
+    }
+    return this.reports;
+  }
+
+  private async sendReport(): Promise<void> {
     const appId = this.ctx.storage.kv.get<string>("app");
     const channel = this.channelName();
     if (!appId || !channel) return;
@@ -350,7 +403,7 @@ export class ChannelObject extends DurableObject<Env> {
       this.counters.received += counters.received;
       this.counters.delivered += counters.delivered;
       console.warn(JSON.stringify({ level: "warn", event: "report_failed", channel, error: String(error) }));
-      await this.scheduleAlarm(Date.now() + REPORT_DELAY_MS * 5);
+      await this.scheduleAlarm(Date.now() + REPORT_RETRY_MS);
     }
   }
 }

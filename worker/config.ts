@@ -5,17 +5,15 @@
 import type { AppObject } from "../durable-objects/app.ts";
 import type { ChannelObject } from "../durable-objects/channel.ts";
 import type { PollingSessionObject } from "../durable-objects/polling-session.ts";
+import type { UpstashSubscriberObject } from "../durable-objects/upstash-subscriber.ts";
 import type { WebhookEventName, WebhookMessage } from "./webhooks/events.ts";
 import { clientWebhookOptions, parseWebhookEvents, parseWebhookUrl } from "./webhooks/target.ts";
-import type { UpstashSubscriberObject } from "../durable-objects/upstash-subscriber.ts";
 
 export interface Env {
   CHANNEL: DurableObjectNamespace<ChannelObject>;
   POLLING: DurableObjectNamespace<PollingSessionObject>;
   APP: DurableObjectNamespace<AppObject>;
   UPSTASH: DurableObjectNamespace<UpstashSubscriberObject>;
-  /** Identifies the deployed version; connection leases from older versions are void. */
-  CF_VERSION_METADATA?: WorkerVersionMetadata;
   AUTH_HOST?: string;
   AUTH_ENDPOINT?: string;
   AUTH_TIMEOUT?: string;
@@ -30,8 +28,14 @@ export interface Env {
   PING_TIMEOUT?: string;
   MAX_PAYLOAD?: string;
   MAX_CHANNELS?: string;
+  SUBSCRIBE_RATE?: string;
+  SUBSCRIBE_BURST?: string;
+  MAX_PENDING_AUTH?: string;
   WHISPER_RATE?: string;
+  WHISPER_BYTES?: string;
   UPGRADE_GRACE?: string;
+  UPGRADE_TIMEOUT?: string;
+  POLLING_OUTBOX_LIMIT?: string;
   PRESENCE_LEAVE_GRACE?: string;
   STATS_REQUIRE_KEY?: string;
   MAX_EVENT_DATA_BYTES?: string;
@@ -71,10 +75,21 @@ export interface Config {
   /** Largest Engine.IO packet or polling body accepted from a client, in bytes. */
   maxPayload: number;
   maxChannelsPerConnection: number;
+  /** Subscribes a connection may make per second once it has used a burst of `subscribeBurst`; beyond: subscription_error 429. */
+  subscribeRate: number;
+  subscribeBurst: number;
+  /** Auth calls to Laravel one connection may have in flight; further subscribes wait their turn. */
+  maxPendingAuth: number;
   /** Whispers a connection may send per second (burst of the same size). */
   whisperRate: number;
+  /** Whisper bytes a connection may send per second (burst of the same size, so also the largest whisper). */
+  whisperBytes: number;
   /** How long a polling handshake waits for the WebSocket upgrade before serving the session over polling. */
   upgradeGrace: number;
+  /** How long a WebSocket may take from opening with a polling sid to completing the upgrade (`5`) before it is closed. */
+  upgradeTimeout: number;
+  /** Bytes of messages a polling client may leave unfetched; beyond that it is disconnected. */
+  pollingOutboxLimit: number;
   /** A presence member who drops and comes back within this window causes no leaving/joining. */
   presenceLeaveGrace: number;
   statsRequireKey: boolean;
@@ -166,8 +181,14 @@ export function readConfig(env: Env): Config {
     pingTimeout: int(env.PING_TIMEOUT, 20_000),
     maxPayload: int(env.MAX_PAYLOAD, 1_000_000),
     maxChannelsPerConnection: int(env.MAX_CHANNELS, 100),
+    subscribeRate: int(env.SUBSCRIBE_RATE, 10),
+    subscribeBurst: int(env.SUBSCRIBE_BURST, 40),
+    maxPendingAuth: int(env.MAX_PENDING_AUTH, 6),
     whisperRate: int(env.WHISPER_RATE, 20),
+    whisperBytes: int(env.WHISPER_BYTES, 65_536),
     upgradeGrace: int(env.UPGRADE_GRACE, 1_500),
+    upgradeTimeout: int(env.UPGRADE_TIMEOUT, 10_000),
+    pollingOutboxLimit: int(env.POLLING_OUTBOX_LIMIT, 1_000_000),
     presenceLeaveGrace: int(env.PRESENCE_LEAVE_GRACE, 3_000),
     statsRequireKey: bool(env.STATS_REQUIRE_KEY),
     maxEventDataBytes: int(env.MAX_EVENT_DATA_BYTES, 10_240),
@@ -177,10 +198,6 @@ export function readConfig(env: Env): Config {
   };
   cache.set(env, config);
   return config;
-}
-
-export function workerVersion(env: Env): string {
-  return env.CF_VERSION_METADATA?.id ?? "local";
 }
 
 export function isConfiguredApp(config: Config, appId: string): boolean {

@@ -6,7 +6,8 @@ import { openChannelLink } from "./link.ts";
 
 export function channelGateway(env: Env, config: Config, appId: string, handshakeCookie: string | null): ChannelGateway {
   return {
-    authorize: (channel, headers) => authorizeChannel(config, { channel, headers, handshakeCookie }),
-    open: (channel, socketId, member, handlers) => openChannelLink(env, { appId, channel, socketId, member }, handlers),
+    authorize: (channel, headers, { socketId, signal }) => authorizeChannel(config, { channel, socketId, headers, handshakeCookie, signal }),
+    open: (channel, socketId, member, handlers, resumed) =>
+      openChannelLink(env, { appId, channel, socketId, member, ...(resumed && { resumed }) }, handlers),
   };
 }

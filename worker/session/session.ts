@@ -11,6 +11,7 @@ import type { AuthResult, PresenceMember } from "../channels/auth.ts";
 import type { ChannelLink, LinkHandlers, Whisper } from "../channels/link.ts";
 import { channelKind, isValidChannelName } from "../channels/names.ts";
 import { ProtocolError } from "../protocol/errors.ts";
+import { Slots, TokenBucket, utf8Length } from "./limits.ts";
 import {
   SocketPacketType,
   decodeSocketPacket,
@@ -20,8 +21,10 @@ import {
 
 /** How a session reaches channels: Laravel auth, and links to channel objects. */
 export interface ChannelGateway {
-  authorize(channel: string, authHeaders: unknown): Promise<AuthResult>;
-  open(channel: string, socketId: string, member: PresenceMember | null, handlers: LinkHandlers): Promise<ChannelLink>;
+  /** Asks Laravel; `signal` aborts the call once the client no longer wants the channel. */
+  authorize(channel: string, authHeaders: unknown, caller: { socketId: string; signal: AbortSignal }): Promise<AuthResult>;
+  /** `resumed`: the link replaces this socket's link from its previous transport (see SessionHandover). */
+  open(channel: string, socketId: string, member: PresenceMember | null, handlers: LinkHandlers, resumed?: boolean): Promise<ChannelLink>;
 }
 
 export interface SessionOptions {
@@ -39,7 +42,33 @@ export interface SessionOptions {
   close(reason: string): void;
 }
 
-type Subscription = { link: ChannelLink | null; kind: ReturnType<typeof channelKind> };
+type Subscription = {
+  link: ChannelLink | null;
+  kind: ReturnType<typeof channelKind>;
+  /** Laravel's answer (the presence member, null elsewhere); undefined while auth is pending. */
+  member?: PresenceMember | null;
+  /** The client's subscribe payload while auth is pending, so a handover can ask again. */
+  request?: unknown;
+  /** After a handover: called when the channel has taken this link away. */
+  onReleased?: () => void;
+  /** Cancels the auth call (or its wait for a slot) of a subscription dropped before Laravel answered. */
+  auth?: AbortController;
+};
+
+/**
+ * A running session as plain data, to continue it on another transport (a polling
+ * session upgrading to WebSocket): the new owner opens its links with `resumed`, and
+ * each channel then closes the old owner's link in the same turn, so every frame
+ * reaches exactly one of them.
+ */
+export interface SessionHandover {
+  socketId: string;
+  connected: boolean;
+  /** Channels joined, with the presence member Laravel's auth gave (so no second auth call). */
+  channels: { channel: string; member: PresenceMember | null }[];
+  /** Subscribe payloads (as JSON) still waiting for Laravel: the new owner sends them again. */
+  pending: string[];
+}
 
 /** Event name of errors we report to a client that laravel-echo does not otherwise see. */
 const ERROR_EVENT = "echo-edge:error";
@@ -49,14 +78,25 @@ export class Session {
   private readonly options: SessionOptions;
   private connected = false;
   private ended = false;
+  /** The session continues elsewhere: links only deliver frames until their channel takes them away. */
+  private handedOver = false;
   private readonly subscriptions = new Map<string, Subscription>();
-  private whisperTokens: number;
-  private whisperRefilledAt = Date.now();
+  private readonly subscribeTokens: TokenBucket;
+  /** Auth calls to Laravel in flight for this connection, at most MAX_PENDING_AUTH. */
+  private readonly authSlots: Slots;
+  private readonly whisperTokens: TokenBucket;
+  private readonly whisperBytes: TokenBucket;
+  /** Whispers are being dropped: one warning per stretch of drops, not one per whisper. */
+  private droppingWhispers = false;
 
   constructor(options: SessionOptions) {
     this.options = options;
     this.socketId = options.socketId;
-    this.whisperTokens = options.config.whisperRate;
+    const { config } = options;
+    this.subscribeTokens = new TokenBucket(config.subscribeBurst, config.subscribeRate);
+    this.authSlots = new Slots(config.maxPendingAuth);
+    this.whisperTokens = new TokenBucket(config.whisperRate, config.whisperRate);
+    this.whisperBytes = new TokenBucket(config.whisperBytes, config.whisperBytes);
   }
 
   /** Called once the Engine.IO connection is open. Revision 4 servers connect "/" unasked. */
@@ -87,7 +127,7 @@ export class Session {
         return this.options.close("client namespace disconnect");
       case SocketPacketType.EVENT:
         if (!this.connected) return this.violation("event before connect");
-        return this.onEvent(packet.data as unknown[]);
+        return this.onEvent(packet.data as unknown[], text);
       case SocketPacketType.ACK:
         return; // we never ask for acknowledgements
       default:
@@ -101,11 +141,63 @@ export class Session {
     this.options.close(`protocol error: ${detail}`);
   }
 
+  /** Stops this session taking part (its links keep delivering frames until finishHandover()) and describes it for the new owner. */
+  handOver(): SessionHandover {
+    this.handedOver = true;
+    const state: SessionHandover = { socketId: this.socketId, connected: this.connected, channels: [], pending: [] };
+    for (const [channel, subscription] of this.subscriptions) {
+      if (subscription.member === undefined) {
+        subscription.auth?.abort();
+        state.pending.push(JSON.stringify(subscription.request));
+        this.subscriptions.delete(channel);
+      } else {
+        state.channels.push({ channel, member: subscription.member });
+      }
+    }
+    return state;
+  }
+
+  /**
+   * After handOver(), once the new owner opened its links again: closes the links of
+   * channels it could not rejoin and resolves when the channels have taken the rest away.
+   */
+  async finishHandover(rejoined: string[]): Promise<void> {
+    const released: Promise<void>[] = [];
+    for (const [channel, subscription] of this.subscriptions) {
+      const link = subscription.link;
+      if (!link) continue;
+      if (rejoined.includes(channel)) {
+        released.push(new Promise((resolve) => (subscription.onReleased = resolve)));
+      } else {
+        subscription.link = null;
+        link.close("disconnect");
+      }
+    }
+    await Promise.all(released);
+  }
+
+  /** Continues a session handed over by another transport: rejoins its channels without asking Laravel again; resolves with those rejoined. */
+  async resume(state: SessionHandover): Promise<string[]> {
+    this.connected = state.connected;
+    const rejoined = await Promise.all(
+      state.channels.map(async ({ channel, member }) => {
+        const subscription: Subscription = { link: null, kind: channelKind(channel), member };
+        this.subscriptions.set(channel, subscription);
+        return (await this.join(channel, subscription, true)) ? channel : null;
+      }),
+    );
+    for (const request of state.pending) void this.subscribe(JSON.parse(request));
+    return rejoined.filter((channel) => channel !== null);
+  }
+
   /** The transport is gone: leave every channel. */
   end(): void {
     if (this.ended) return;
     this.ended = true;
-    for (const subscription of this.subscriptions.values()) subscription.link?.close("disconnect");
+    for (const subscription of this.subscriptions.values()) {
+      subscription.auth?.abort();
+      subscription.link?.close("disconnect");
+    }
     this.subscriptions.clear();
   }
 
@@ -123,14 +215,15 @@ export class Session {
     this.send(encodeSocketPacket({ type: SocketPacketType.EVENT, nsp: "/", data: [event, ...args] }));
   }
 
-  private onEvent([event, payload]: unknown[]): void {
+  /** `text`: the packet as received, what whisper volume is counted by. */
+  private onEvent([event, payload]: unknown[], text: string): void {
     switch (event) {
       case "subscribe":
         return void this.subscribe(payload);
       case "unsubscribe":
         return this.unsubscribe(payload);
       case "client event":
-        return this.whisper(payload);
+        return this.whisper(payload, text);
       default:
         this.emit(ERROR_EVENT, { event, message: "unknown event" });
     }
@@ -143,17 +236,21 @@ export class Session {
       return this.emit("subscription_error", typeof channel === "string" ? channel : null, 400);
     }
     if (this.subscriptions.has(channel)) return;
-    if (this.subscriptions.size >= this.options.config.maxChannelsPerConnection) {
-      this.options.log.debug("subscribe_rejected", { socketId: this.socketId, channel, status: 429 });
-      return this.emit("subscription_error", channel, 429);
-    }
-    const subscription: Subscription = { link: null, kind: channelKind(channel) };
+    if (this.subscriptions.size >= this.options.config.maxChannelsPerConnection) return this.tooMany(channel, "MAX_CHANNELS");
+    // Before any auth call: a client churning subscriptions must not turn into load on Laravel.
+    if (!this.subscribeTokens.take()) return this.tooMany(channel, "SUBSCRIBE_RATE");
+    const subscription: Subscription = { link: null, kind: channelKind(channel), request: payload };
     this.subscriptions.set(channel, subscription);
-    const current = () => !this.ended && this.subscriptions.get(channel) === subscription;
+    const current = () => this.isCurrent(channel, subscription);
 
     let member: PresenceMember | null = null;
     if (subscription.kind !== "public") {
-      const result = await this.options.gateway.authorize(channel, auth?.headers);
+      const abort = (subscription.auth = new AbortController());
+      const result = await this.authSlots.run(abort.signal, () =>
+        this.options.gateway.authorize(channel, auth?.headers, { socketId: this.socketId, signal: abort.signal }),
+      );
+      delete subscription.auth;
+      if (result === null) return; // dropped while waiting for a slot: Laravel was never asked
       this.options.log.debug("auth", {
         socketId: this.socketId,
         channel,
@@ -167,28 +264,57 @@ export class Session {
       }
       member = result.member;
     }
+    subscription.member = member;
+    delete subscription.request;
+    await this.join(channel, subscription, false);
+  }
 
+  private tooMany(channel: string, limit: "MAX_CHANNELS" | "SUBSCRIBE_RATE"): void {
+    this.options.log.debug("subscribe_rejected", { socketId: this.socketId, channel, status: 429, limit });
+    this.emit("subscription_error", channel, 429);
+  }
+
+  private isCurrent(channel: string, subscription: Subscription): boolean {
+    return !this.ended && !this.handedOver && this.subscriptions.get(channel) === subscription;
+  }
+
+  /** Opens the channel link of an authorized subscription; false when it did not (or is no longer wanted). */
+  private async join(channel: string, subscription: Subscription, resumed: boolean): Promise<boolean> {
+    const current = () => this.isCurrent(channel, subscription);
     let link: ChannelLink;
     try {
-      link = await this.options.gateway.open(channel, this.socketId, member, {
+      const handlers: LinkHandlers = {
         onFrames: (frames) => {
-          if (current()) this.options.sendFrames(frames);
+          if (this.ended || this.subscriptions.get(channel) !== subscription) return;
+          // After a handover, frames still reaching a link the new owner replaces are forwarded to it.
+          if (!this.handedOver || subscription.link !== null) this.options.sendFrames(frames);
         },
         onLost: () => {
+          if (this.handedOver) {
+            subscription.link = null;
+            return subscription.onReleased?.();
+          }
           // The channel went away under us (deploy, eviction): reconnecting makes
           // laravel-echo subscribe again, which is the one recovery path clients have.
           if (current()) this.options.close(`link to ${channel} lost`);
         },
-      });
+      };
+      link = await this.options.gateway.open(channel, this.socketId, subscription.member ?? null, handlers, resumed);
     } catch (error) {
       this.options.log.warn("link_failed", { socketId: this.socketId, channel, error: String(error) });
-      if (!current()) return;
+      if (!current()) return false;
       this.subscriptions.delete(channel);
-      return this.emit("subscription_error", channel, 500);
+      this.emit("subscription_error", channel, 500);
+      return false;
     }
-    if (!current()) return link.close("unsubscribe");
+    if (!current()) {
+      // Handed over meanwhile: the new owner has this channel, so no presence leave either.
+      link.close(this.handedOver ? "disconnect" : "unsubscribe");
+      return false;
+    }
     subscription.link = link;
-    this.options.log.debug("subscribed", { socketId: this.socketId, channel });
+    this.options.log.debug(resumed ? "resubscribed" : "subscribed", { socketId: this.socketId, channel });
+    return true;
   }
 
   private unsubscribe(payload: unknown): void {
@@ -197,11 +323,12 @@ export class Session {
     const subscription = this.subscriptions.get(channel);
     if (!subscription) return;
     this.subscriptions.delete(channel);
+    subscription.auth?.abort();
     subscription.link?.close("unsubscribe");
     this.options.log.debug("unsubscribed", { socketId: this.socketId, channel });
   }
 
-  private whisper(payload: unknown): void {
+  private whisper(payload: unknown, text: string): void {
     const { channel, event, data } = (payload ?? {}) as { channel?: unknown; event?: unknown; data?: unknown };
     if (typeof channel !== "string" || typeof event !== "string" || !event.startsWith("client-")) {
       return this.emit(ERROR_EVENT, { event: "client event", message: "whisper needs a channel and a client-* event" });
@@ -209,21 +336,14 @@ export class Session {
     const subscription = this.subscriptions.get(channel);
     // Whispers are only relayed on private/presence channels the sender has joined.
     if (!subscription?.link || subscription.kind === "public") return;
-    if (!this.takeWhisperToken()) {
-      this.options.log.debug("whisper_rate_limited", { socketId: this.socketId, channel });
+    const limit = !this.whisperTokens.take() ? "WHISPER_RATE" : !this.whisperBytes.take(utf8Length(text)) ? "WHISPER_BYTES" : null;
+    if (limit) {
+      if (!this.droppingWhispers) this.options.log.warn("whisper_dropped", { socketId: this.socketId, channel, limit });
+      this.droppingWhispers = true;
       return;
     }
+    this.droppingWhispers = false;
     const whisper: Whisper = { event, data };
     subscription.link.whisper(whisper);
-  }
-
-  private takeWhisperToken(): boolean {
-    const rate = this.options.config.whisperRate;
-    const now = Date.now();
-    this.whisperTokens = Math.min(rate, this.whisperTokens + ((now - this.whisperRefilledAt) / 1000) * rate);
-    this.whisperRefilledAt = now;
-    if (this.whisperTokens < 1) return false;
-    this.whisperTokens -= 1;
-    return true;
   }
 }
