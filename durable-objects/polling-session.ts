@@ -3,16 +3,24 @@
  * Engine.IO sid (polling needs state across requests, and any Worker may receive
  * any request).
  *
- * To keep idle clients free, this object only carries the Engine.IO handshake
+ * To keep idle clients free, this object mostly carries the Engine.IO handshake
  * until the client upgrades to WebSocket; the Socket.IO session then starts in the
  * Worker holding the WebSocket, with whatever the client sent meanwhile. A client
- * that does not probe within UPGRADE_GRACE (WebSocket blocked, or `upgrade: false`)
- * is served entirely from here: correct, but this object stays awake for it.
+ * that does not upgrade within UPGRADE_GRACE (WebSocket blocked, a slow network,
+ * `upgrade: false`) is served from here, and may still upgrade later: the running
+ * session is then handed over to the WebSocket as plain data (SessionHandover).
+ *
+ * The session is bound to the address that opened it: a request from anywhere else
+ * is answered as if the sid did not exist, and changes nothing. A client takes a
+ * MAX_CLIENTS slot only once it proves it is alive (its first request after the
+ * handshake), so bare handshakes cannot exhaust the limit.
  */
 import { DurableObject } from "cloudflare:workers";
 import { readConfig, type Config, type Env } from "../worker/config.ts";
-import { EngineConnection, openPacketFor } from "../worker/engine/connection.ts";
+import { CLIENT_CLOSE, EngineConnection, openPacketFor } from "../worker/engine/connection.ts";
 import { EngineError, engineErrorResponse } from "../worker/engine/errors.ts";
+import { readBodyWithin } from "../worker/http/body.ts";
+import { createLogger } from "../worker/log.ts";
 import { ProtocolError } from "../worker/protocol/errors.ts";
 import {
   decodeJsonpBody,
@@ -22,100 +30,175 @@ import {
   type EnginePacket,
   type EngineVersion,
 } from "../worker/protocol/engineio.ts";
+import type { SessionHandover } from "../worker/session/session.ts";
 import { startSession, type StartedSession } from "../worker/session/start.ts";
 
-/** Headers the Worker sets when it forwards a handshake to a fresh object. */
-export const HANDSHAKE_HEADERS = { sid: "x-echo-sid", appId: "x-echo-app" } as const;
+/** Headers only the Worker sets on the requests it forwards here; stripped from what clients send. */
+export const WORKER_HEADERS = { sid: "x-echo-sid", appId: "x-echo-app", address: "x-echo-address" } as const;
 
-/** How long a started upgrade may take before the client is served over polling after all. */
-const UPGRADE_TIMEOUT_MS = 10_000;
+/** How long a handover waits for the channels to take the old links away (they do it at once; this is a safety net). */
+const HANDOVER_TIMEOUT_MS = 5_000;
 
 type Phase =
-  | "handshaking" // waiting to see whether the client upgrades
-  | "upgrading" // probe answered; the client is switching to its WebSocket
+  | "handshaking" // no session yet: waiting for the upgrade, UPGRADE_GRACE and the first sign of life
   | "polling" // the Socket.IO session runs here
-  | "upgraded" // the Worker holding the WebSocket owns the session
+  | "upgraded" // the session moved to the WebSocket
   | "closed";
+
+/** A WebSocket opened with this sid; only one at a time, named by a token the Worker holds. */
+interface UpgradeAttempt {
+  token: string;
+  probed: boolean;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+export type UpgradeStart =
+  | { ok: true; token: string; appId: string; version: EngineVersion }
+  /** unknown: no such session here (for this address); taken: upgraded or upgrading already; forbidden: MAX_CLIENTS. */
+  | { ok: false; error: "unknown" | "taken" | "forbidden" };
+
+/** What the WebSocket needs to carry on the client's session after `5`. */
+export interface UpgradeHandover {
+  appId: string;
+  cookie: string | null;
+  /** Socket.IO packets sent before any session existed (a revision 5 CONNECT), when none ran here. */
+  early: string[];
+  /** The session that ran here, when there was one. */
+  session: SessionHandover | null;
+  /** Socket.IO packets queued here that the client never fetched. */
+  undelivered: string[];
+}
 
 interface PendingPoll {
   jsonp: string | null;
   respond(response: Response): void;
 }
 
+const utf8 = new TextDecoder();
+
 export class PollingSessionObject extends DurableObject<Env> {
   private phase: Phase | null = null;
   private version: EngineVersion = 4;
   private sid = "";
   private appId = "";
+  private address = "";
   private cookie: string | null = null;
   private outbox: EnginePacket[] = [];
+  private outboxSize = 0;
   private pendingPoll: PendingPoll | null = null;
   /** Socket.IO packets received before the session started (e.g. a revision 5 CONNECT). */
   private early: string[] = [];
   private session: StartedSession | null = null;
   /** Heartbeat and packet handling before the session exists. */
   private preSession: EngineConnection | null = null;
-  private timer: ReturnType<typeof setTimeout> | undefined;
+  private graceTimer: ReturnType<typeof setTimeout> | undefined;
+  private graceOver = false;
+  private upgrade: UpgradeAttempt | null = null;
+  /** The MAX_CLIENTS admission, asked for on the client's first request after the handshake. */
+  private admission: Promise<boolean> | null = null;
+  private admitted = false;
+  /** Channel frames that reached the handed-over session after the handover, for the WebSocket. */
+  private forwarded: string[] = [];
 
   private get config(): Config {
     return readConfig(this.env);
   }
 
   override async fetch(request: Request): Promise<Response> {
-    const url = new URL(request.url);
-    const jsonp = url.searchParams.get("j");
-    if (request.headers.has(HANDSHAKE_HEADERS.sid)) return this.handshake(request, jsonp);
-    if (this.phase === null || this.phase === "closed") return engineErrorResponse(EngineError.UNKNOWN_SID);
+    const jsonp = new URL(request.url).searchParams.get("j");
+    if (request.headers.has(WORKER_HEADERS.sid)) return this.handshake(request, jsonp);
+    if (!this.isOwner(request.headers.get(WORKER_HEADERS.address))) return engineErrorResponse(EngineError.UNKNOWN_SID);
+    // engine.io's answer to polling on a sid whose transport is now a WebSocket.
     if (this.phase === "upgraded") return engineErrorResponse(EngineError.BAD_REQUEST);
+    if (!(await this.admit())) return this.tooManyClients();
     if (request.method === "GET") return this.poll(jsonp);
     if (request.method === "POST") return this.receive(request, jsonp);
     return engineErrorResponse(EngineError.BAD_REQUEST);
   }
 
-  /** The session exists and is not served here yet, so a WebSocket may take it over. */
-  private get upgradable(): boolean {
-    return this.phase === "handshaking" || this.phase === "upgrading";
+  /** A WebSocket opened with this sid from `address`: at most one upgrade runs at a time, and only for the owner. */
+  async beginUpgrade(address: string): Promise<UpgradeStart> {
+    if (!this.isOwner(address)) return { ok: false, error: "unknown" };
+    if (this.phase === "upgraded" || this.upgrade) return { ok: false, error: "taken" };
+    if (!(await this.admit())) return { ok: false, error: "forbidden" };
+    if (this.phase === "closed") return { ok: false, error: "unknown" };
+    const token = crypto.randomUUID();
+    // The Worker closes a WebSocket that does not complete in time; this frees the session for polling if the Worker is gone.
+    const timer = setTimeout(() => this.abandonUpgrade(token), this.config.upgradeTimeout);
+    this.upgrade = { token, probed: false, timer };
+    return { ok: true, token, appId: this.appId, version: this.version };
   }
 
-  async canUpgrade(): Promise<boolean> {
-    return this.upgradable;
-  }
-
-  /** The client sent `2probe` on its new WebSocket: release its pending poll with a noop. */
-  async probe(): Promise<boolean> {
-    if (!this.upgradable) return false;
-    this.phase = "upgrading";
-    this.setTimer(UPGRADE_TIMEOUT_MS, () => this.servePolling());
+  /** The client sent `2probe` on its new WebSocket: release its pending poll with a noop, as engine.io does. */
+  async probe(token: string): Promise<boolean> {
+    if (this.upgrade?.token !== token) return false;
+    this.upgrade.probed = true;
     this.flushPoll([{ type: "noop" }]);
     return true;
   }
 
   /**
-   * The client sent `5`: hand over what it sent so far, and its handshake cookie
-   * (a WebSocket opened by a non-browser client may carry none); this object is done.
+   * The client sent `5`: the WebSocket owns the client from now on. Hands over what
+   * it needs: the session (or what the client sent before there was one), undelivered
+   * packets, and the handshake cookie (a WebSocket opened by a non-browser client may
+   * carry none). A session that ran here keeps forwarding frames until finishHandover().
    */
-  async completeUpgrade(): Promise<{ early: string[]; cookie: string | null } | null> {
-    if (this.phase !== "upgrading") return null;
+  async completeUpgrade(token: string): Promise<UpgradeHandover | null> {
+    const upgrade = this.upgrade;
+    if (upgrade?.token !== token || !upgrade.probed) return null;
+    clearTimeout(upgrade.timer);
+    clearTimeout(this.graceTimer);
+    this.upgrade = null;
     this.phase = "upgraded";
-    clearTimeout(this.timer);
-    this.preSession?.close("upgraded");
     this.flushPoll([{ type: "noop" }]);
+    this.preSession?.detach();
+    this.preSession = null;
+    const undelivered: string[] = [];
+    for (const packet of this.outbox) if (packet.type === "message") undelivered.push(packet.data as string);
+    this.outbox = [];
+    this.outboxSize = 0;
     const early = this.early;
     this.early = [];
-    return { early, cookie: this.cookie };
+    return { appId: this.appId, cookie: this.cookie, early, session: this.session?.handOver() ?? null, undelivered };
+  }
+
+  /**
+   * The WebSocket rejoined `rejoined` (each channel closed our link to it as it did):
+   * ends what is left of the session here and returns the frames that arrived in between.
+   */
+  async finishHandover(rejoined: string[]): Promise<string[]> {
+    const started = this.session;
+    if (this.phase !== "upgraded" || !started) return [];
+    this.session = null;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, HANDOVER_TIMEOUT_MS)));
+    await Promise.race([started.session.finishHandover(rejoined), timeout]);
+    clearTimeout(timer);
+    started.session.end();
+    const frames = this.forwarded;
+    this.forwarded = [];
+    return frames;
+  }
+
+  private isOwner(address: string | null): boolean {
+    return this.phase !== null && this.phase !== "closed" && address === this.address;
   }
 
   private handshake(request: Request, jsonp: string | null): Response {
     const url = new URL(request.url);
     this.version = url.searchParams.get("EIO") === "4" ? 4 : 3;
-    this.sid = request.headers.get(HANDSHAKE_HEADERS.sid)!;
-    this.appId = request.headers.get(HANDSHAKE_HEADERS.appId)!;
+    this.sid = request.headers.get(WORKER_HEADERS.sid)!;
+    this.appId = request.headers.get(WORKER_HEADERS.appId)!;
+    this.address = request.headers.get(WORKER_HEADERS.address) ?? "";
     this.cookie = request.headers.get("cookie");
     this.phase = "handshaking";
     const config = this.config;
     this.preSession = this.engineWithoutSession();
     this.preSession.startHeartbeat();
-    this.setTimer(config.upgradeGrace, () => this.servePolling());
+    this.graceTimer = setTimeout(() => {
+      this.graceOver = true;
+      this.maybeServePolling();
+    }, config.upgradeGrace);
     const response = this.payloadResponse([openPacketFor(config, this.sid, this.version, ["websocket"])], jsonp);
     if (this.version === 3) {
       response.headers.append("set-cookie", `io=${this.sid}; Path=/; HttpOnly; SameSite=Strict`);
@@ -133,17 +216,49 @@ export class PollingSessionObject extends DurableObject<Env> {
       write: (packets) => this.enqueue(packets),
       writeFrames: (frames) => this.enqueueFrames(frames),
       onMessage: (text) => this.early.push(text),
-      onClose: (reason) => {
-        if (this.upgradable) this.closeSession(reason);
-      },
+      onClose: (reason) => this.closeSession(reason),
     });
   }
 
-  /** No upgrade came: the Socket.IO session runs here, over polling. */
-  private servePolling(): void {
-    if (!this.upgradable) return;
+  /** Takes a MAX_CLIENTS slot for this client, once; false when the app is full (the session is then closed). */
+  private admit(): Promise<boolean> {
+    this.admission ??= this.requestAdmission().catch((error: unknown) => {
+      this.admission = null; // the next request asks again
+      throw error;
+    });
+    return this.admission;
+  }
+
+  private async requestAdmission(): Promise<boolean> {
+    const { maxClients } = this.config;
+    const app = this.env.APP.getByName(this.appId);
+    if (maxClients === 0) {
+      // Nobody can be refused: count the connection without making the client wait.
+      this.ctx.waitUntil(app.admit(this.sid, 0).catch(() => {}));
+    } else if (!(await app.admit(this.sid, maxClients))) {
+      createLogger(this.config.devMode).warn("connection_refused", { appId: this.appId, reason: "MAX_CLIENTS", maxClients });
+      this.closeSession("MAX_CLIENTS reached");
+      return false;
+    }
+    this.admitted = true;
+    if (this.phase === "closed") {
+      this.release();
+      return false;
+    }
+    this.maybeServePolling();
+    return true;
+  }
+
+  private tooManyClients(): Response {
+    const { maxClients } = this.config;
+    return engineErrorResponse(EngineError.FORBIDDEN, {}, `too many clients: MAX_CLIENTS (${maxClients}) reached`);
+  }
+
+  /** No upgrade came within the grace and the client is alive: the Socket.IO session runs here, over polling. */
+  private maybeServePolling(): void {
+    if (this.phase !== "handshaking" || !this.graceOver || !this.admitted || this.upgrade) return;
     this.phase = "polling";
-    this.preSession?.close("serving over polling");
+    this.preSession?.detach();
     this.preSession = null;
     const early = this.early;
     this.early = [];
@@ -151,7 +266,7 @@ export class PollingSessionObject extends DurableObject<Env> {
       this.env,
       this.config,
       { version: this.version, sid: this.sid, appId: this.appId, cookie: this.cookie },
-      early,
+      { early },
       {
         write: (packets) => this.enqueue(packets),
         writeFrames: (frames) => this.enqueueFrames(frames),
@@ -161,6 +276,14 @@ export class PollingSessionObject extends DurableObject<Env> {
     );
   }
 
+  /** The WebSocket did not complete the upgrade in time: the client carries on over polling. */
+  private abandonUpgrade(token: string): void {
+    if (this.upgrade?.token !== token) return;
+    this.upgrade = null;
+    this.maybeServePolling();
+    if (this.outbox.length > 0) this.flushPoll(this.takeOutbox());
+  }
+
   private poll(jsonp: string | null): Response | Promise<Response> {
     if (this.pendingPoll) {
       // Two overlapping GETs mean a confused client: end the session, as engine.io does.
@@ -168,55 +291,63 @@ export class PollingSessionObject extends DurableObject<Env> {
       this.terminate("overlapping polls");
       return engineErrorResponse(EngineError.BAD_REQUEST);
     }
-    if (this.phase === "upgrading") return this.payloadResponse([{ type: "noop" }], jsonp);
-    if (this.outbox.length > 0) {
-      const packets = this.outbox;
-      this.outbox = [];
-      return this.payloadResponse(packets, jsonp);
-    }
+    if (this.upgrade?.probed) return this.payloadResponse([{ type: "noop" }], jsonp);
+    if (this.outbox.length > 0) return this.payloadResponse(this.takeOutbox(), jsonp);
     return new Promise((respond) => (this.pendingPoll = { jsonp, respond }));
   }
 
   private async receive(request: Request, jsonp: string | null): Promise<Response> {
-    const config = this.config;
-    const declared = Number(request.headers.get("content-length") ?? 0);
-    const body = declared > config.maxPayload ? null : await request.text();
-    if (body === null || body.length > config.maxPayload) {
-      this.terminate("payload too large");
+    const { maxPayload } = this.config;
+    const bytes = await readBodyWithin(request, maxPayload);
+    if (bytes === null) {
+      this.terminate(`payload too large: polling body over ${maxPayload} bytes`);
       return new Response("Payload Too Large", { status: 413 });
     }
     let packets: EnginePacket[];
     try {
+      const body = utf8.decode(bytes);
       packets = decodePayload(jsonp !== null ? decodeJsonpBody(body) : body, this.version);
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
       this.terminate(`protocol error: ${error.message}`);
       return engineErrorResponse(EngineError.BAD_REQUEST, {}, `malformed payload: ${error.message}`);
     }
-    const engine = this.session?.engine ?? this.preSession;
     for (const packet of packets) {
       if (packet.type === "upgrade") {
-        this.terminate("upgrade packet over polling");
+        this.terminate("protocol error: upgrade packet over polling");
         return engineErrorResponse(EngineError.BAD_REQUEST);
       }
-      engine?.receive(packet);
+      (this.session?.engine ?? this.preSession)?.receive(packet);
     }
     return new Response("ok", { headers: { "content-type": "text/html; charset=UTF-8" } });
   }
 
   private enqueue(packets: EnginePacket[]): void {
     if (this.phase === "closed" || this.phase === "upgraded") return;
-    this.outbox.push(...packets);
-    if (this.pendingPoll && this.phase !== "upgrading") {
-      const outgoing = this.outbox;
-      this.outbox = [];
-      this.flushPoll(outgoing);
+    for (const packet of packets) {
+      this.outbox.push(packet);
+      this.outboxSize += typeof packet.data === "string" ? packet.data.length + 1 : 1;
     }
+    const limit = this.config.pollingOutboxLimit;
+    if (this.outboxSize > limit) {
+      // A client that keeps its session alive but never fetches would make this grow without end.
+      createLogger(this.config.devMode).warn("polling_outbox_full", { sid: this.sid, appId: this.appId, limit });
+      return this.terminate(`polling outbox over ${limit} bytes: the client stopped fetching`);
+    }
+    if (this.pendingPoll && !this.upgrade?.probed) this.flushPoll(this.takeOutbox());
   }
 
-  /** Channel frames are `4<socket.io packet>`; polling re-frames them into its payload. */
+  /** Channel frames are `4<socket.io packet>`: polling re-frames them; after a handover they go to the WebSocket. */
   private enqueueFrames(frames: string[]): void {
-    this.enqueue(frames.map((frame) => ({ type: "message", data: frame.slice(1) })));
+    if (this.phase === "upgraded") this.forwarded.push(...frames);
+    else this.enqueue(frames.map((frame) => ({ type: "message", data: frame.slice(1) })));
+  }
+
+  private takeOutbox(): EnginePacket[] {
+    const packets = this.outbox;
+    this.outbox = [];
+    this.outboxSize = 0;
+    return packets;
   }
 
   private flushPoll(packets: EnginePacket[]): void {
@@ -236,28 +367,32 @@ export class PollingSessionObject extends DurableObject<Env> {
     return new Response(payload, { headers: { "content-type": "text/plain; charset=UTF-8" } });
   }
 
-  /** Ends the session from this side (protocol violation, overlap, oversize). */
+  /** Ends the session from this side (protocol violation, overlap, oversize, full outbox). */
   private terminate(reason: string): void {
     if (this.session) this.session.engine.close(reason);
     else this.closeSession(reason);
   }
 
   private closeSession(reason: string): void {
-    if (this.phase === "closed") return;
+    if (this.phase === "closed" || this.phase === "upgraded") return;
     const hadSession = this.session !== null;
     this.phase = "closed";
-    clearTimeout(this.timer);
-    this.preSession?.close(reason);
-    this.flushPoll([{ type: "close" }]);
+    clearTimeout(this.graceTimer);
+    if (this.upgrade) clearTimeout(this.upgrade.timer);
+    this.upgrade = null;
+    this.preSession?.detach();
+    this.preSession = null;
+    this.session = null;
+    // engine.io answers a client's own close packet with a noop; any other end with a close packet.
+    this.flushPoll([{ type: reason === CLIENT_CLOSE ? "noop" : "close" }]);
     this.outbox = [];
-    if (!hadSession) {
-      // startSession's close path releases the admission; without a session we do.
-      this.ctx.waitUntil(this.env.APP.getByName(this.appId).release(this.sid).catch(() => {}));
-    }
+    this.outboxSize = 0;
+    createLogger(this.config.devMode).debug("polling_closed", { sid: this.sid, reason });
+    // startSession's close path releases the admission; without a session we do.
+    if (!hadSession && this.admitted) this.release();
   }
 
-  private setTimer(ms: number, run: () => void): void {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(run, ms);
+  private release(): void {
+    this.ctx.waitUntil(this.env.APP.getByName(this.appId).release(this.sid).catch(() => {}));
   }
 }

@@ -23,6 +23,8 @@ export interface LinkInfo {
   channel: string;
   socketId: string;
   member: PresenceMember | null;
+  /** This link replaces the socket's link from its previous transport (an upgrade): the channel closes that one, silently. */
+  resumed?: boolean;
 }
 
 export interface Whisper {

@@ -14,6 +14,9 @@ export function openPacketFor(config: Config, sid: string, version: EngineVersio
   return openPacket({ sid, upgrades, pingInterval, pingTimeout, maxPayload }, version);
 }
 
+/** The close reason when the client sent the close packet `1`. */
+export const CLIENT_CLOSE = "client close";
+
 export interface EngineConnectionOptions {
   version: EngineVersion;
   pingInterval: number;
@@ -59,7 +62,7 @@ export class EngineConnection {
         if (typeof packet.data !== "string") return this.close("protocol error: binary messages are not supported");
         return this.options.onMessage(packet.data);
       case "close":
-        return this.close("client close");
+        return this.close(CLIENT_CLOSE);
       case "pong":
       case "noop":
         return;
@@ -82,5 +85,11 @@ export class EngineConnection {
     this.closed = true;
     this.heartbeat.stop();
     this.options.onClose(reason);
+  }
+
+  /** The connection continues on another transport (an upgrade): stop here without ending it. */
+  detach(): void {
+    this.closed = true;
+    this.heartbeat.stop();
   }
 }

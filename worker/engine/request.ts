@@ -1,4 +1,4 @@
-/** Reading an Engine.IO request's query: protocol version, transport, sid, JSONP index. */
+/** Reading an Engine.IO request: protocol version, transport, sid, JSONP index, and who sent it. */
 import type { EngineVersion } from "../protocol/engineio.ts";
 import { EngineError, type EngineErrorKind } from "./errors.ts";
 
@@ -12,6 +12,16 @@ export interface EngineQuery {
   jsonp: string | null;
   /** `?appId=` picks the app on multi-app deployments; otherwise the first configured app. */
   appId: string | null;
+}
+
+/**
+ * The client's address, which a polling session and its upgrade are bound to: a sid
+ * others have seen (socket.io-client 2 shares it as the socket id) is no key to the
+ * session from elsewhere. Cloudflare sets CF-Connecting-IP and overwrites any sent by
+ * the client; under wrangler dev it is the peer address.
+ */
+export function clientAddress(request: Request): string {
+  return request.headers.get("cf-connecting-ip") ?? "";
 }
 
 export function parseEngineQuery(url: URL): EngineQuery | EngineErrorKind {

@@ -1,16 +1,17 @@
 /**
  * `/socket.io/`: Engine.IO handshakes, polling requests and WebSocket upgrades.
- * Polling requests are forwarded to the PollingSessionObject named by their sid;
- * WebSockets stay in this Worker.
+ * Polling requests are forwarded to the PollingSessionObject named by their sid,
+ * with the client's address, which the session is bound to; WebSockets stay in
+ * this Worker.
  */
 import { Hono } from "hono";
-import { defaultAppId, isConfiguredApp, readConfig, workerVersion, type Env } from "../config.ts";
+import { defaultAppId, isConfiguredApp, readConfig, type Env } from "../config.ts";
 import { EngineError, engineErrorResponse } from "../engine/errors.ts";
-import { parseEngineQuery } from "../engine/request.ts";
+import { clientAddress, parseEngineQuery } from "../engine/request.ts";
 import { isWellFormedId, randomId } from "../ids.ts";
 import { createLogger } from "../log.ts";
-import { serveWebSocket } from "../transports/websocket.ts";
-import { HANDSHAKE_HEADERS } from "../../durable-objects/polling-session.ts";
+import { acceptAndClose, serveWebSocket } from "../transports/websocket.ts";
+import { WORKER_HEADERS } from "../../durable-objects/polling-session.ts";
 
 export const socketIoRoutes = new Hono<{ Bindings: Env }>();
 
@@ -22,10 +23,14 @@ function corsHeaders(request: Request): Record<string, string> {
     : { "access-control-allow-origin": "*" };
 }
 
-/** Only the Worker may mark a request as a handshake; a client sending these headers must not reset a session. */
-function withoutHandshakeHeaders(request: Request): Request {
+/**
+ * A client request as the polling object gets it: only the Worker may set its
+ * headers (a client sending them must not reset or claim a session).
+ */
+function forwardedRequest(request: Request, headers: Partial<Record<keyof typeof WORKER_HEADERS, string>>): Request {
   const forwarded = new Request(request);
-  for (const name of Object.values(HANDSHAKE_HEADERS)) forwarded.headers.delete(name);
+  for (const name of Object.values(WORKER_HEADERS)) forwarded.headers.delete(name);
+  for (const [key, value] of Object.entries(headers)) forwarded.headers.set(WORKER_HEADERS[key as keyof typeof WORKER_HEADERS], value);
   return forwarded;
 }
 
@@ -63,32 +68,44 @@ socketIoRoutes.on(["GET", "POST", "OPTIONS", "PUT", "DELETE", "PATCH"], ["/socke
     return engineErrorResponse(EngineError.BAD_REQUEST, cors);
   }
 
+  const address = clientAddress(request);
+  const cookie = request.headers.get("cookie");
+  const tooManyClients = () => {
+    createLogger(config.devMode).warn("connection_refused", { appId, reason: "MAX_CLIENTS", maxClients: config.maxClients });
+    return engineErrorResponse(EngineError.FORBIDDEN, cors, `too many clients: MAX_CLIENTS (${config.maxClients}) reached`);
+  };
+
   if (query.sid !== null) {
     if (!isWellFormedId(query.sid)) return engineErrorResponse(EngineError.UNKNOWN_SID, cors);
     const polling = env.POLLING.getByName(query.sid);
-    if (query.transport === "polling") return withHeaders(await polling.fetch(withoutHandshakeHeaders(request)), cors);
-    if (!(await polling.canUpgrade())) return engineErrorResponse(EngineError.UNKNOWN_SID, cors);
-    const cookie = request.headers.get("cookie");
-    return serveWebSocket(env, config, c.executionCtx, { version: query.version, sid: query.sid, appId, cookie, upgradeFrom: polling });
+    if (query.transport === "polling") return withHeaders(await polling.fetch(forwardedRequest(request, { address })), cors);
+    const upgrade = await polling.beginUpgrade(address);
+    if (!upgrade.ok) {
+      if (upgrade.error === "taken") return acceptAndClose("session already upgraded");
+      if (upgrade.error === "forbidden") return tooManyClients();
+      return engineErrorResponse(EngineError.UNKNOWN_SID, cors);
+    }
+    // The session stays in the app it was admitted to, whatever this request's ?appId= says.
+    const { token, appId: admittedTo, version } = upgrade;
+    return serveWebSocket(env, config, c.executionCtx, { version, sid: query.sid, appId: admittedTo, cookie, upgradeFrom: { polling, token } });
   }
 
   if (query.transport === "polling" && request.method !== "GET") {
     return engineErrorResponse(EngineError.BAD_HANDSHAKE_METHOD, cors);
   }
   const sid = randomId();
-  const admission = env.APP.getByName(appId).admit(sid, config.maxClients, workerVersion(env));
-  // Without a limit nobody can be refused: count the connection without making the handshake wait.
-  if (config.maxClients === 0) c.executionCtx.waitUntil(admission);
-  else if (!(await admission)) {
-    createLogger(config.devMode).warn("connection_refused", { appId, reason: "MAX_CLIENTS", maxClients: config.maxClients });
-    return engineErrorResponse(EngineError.FORBIDDEN, cors, `too many clients: MAX_CLIENTS (${config.maxClients}) reached`);
-  }
+  const app = env.APP.getByName(appId);
   if (query.transport === "websocket") {
-    const cookie = request.headers.get("cookie");
+    // An open WebSocket is a live client: it takes its slot now.
+    const admission = app.admit(sid, config.maxClients);
+    // Without a limit nobody can be refused: count the connection without making the handshake wait.
+    if (config.maxClients === 0) c.executionCtx.waitUntil(admission);
+    else if (!(await admission)) return tooManyClients();
     return serveWebSocket(env, config, c.executionCtx, { version: query.version, sid, appId, cookie, upgradeFrom: null });
   }
-  const handshake = new Request(request);
-  handshake.headers.set(HANDSHAKE_HEADERS.sid, sid);
-  handshake.headers.set(HANDSHAKE_HEADERS.appId, appId);
+  // A polling client takes its slot with its first request after this one (in the polling
+  // object), so handshakes that never poll cannot fill MAX_CLIENTS; a full app still says so here.
+  if (config.maxClients > 0 && !(await app.hasRoom(config.maxClients))) return tooManyClients();
+  const handshake = forwardedRequest(request, { sid, appId, address });
   return withHeaders(await env.POLLING.getByName(sid).fetch(handshake), cors);
 });

@@ -4,14 +4,14 @@
  * a PollingSessionObject both start sessions here.
  */
 import { channelGateway } from "../channels/gateway.ts";
-import { workerVersion, type Config, type Env } from "../config.ts";
+import type { Config, Env } from "../config.ts";
 import { CONNECTION_RENEW_MS } from "../../durable-objects/app.ts";
 import { EngineConnection } from "../engine/connection.ts";
 import { randomId } from "../ids.ts";
 import { createLogger } from "../log.ts";
 import type { EnginePacket, EngineVersion } from "../protocol/engineio.ts";
 import { revisionFor } from "../protocol/socketio.ts";
-import { Session } from "./session.ts";
+import { Session, type SessionHandover } from "./session.ts";
 
 export interface ClientHandshake {
   version: EngineVersion;
@@ -23,14 +23,23 @@ export interface ClientHandshake {
 export interface StartedSession {
   engine: EngineConnection;
   session: Session;
+  /** The channels a handed-over session joined again (none for a new one). */
+  rejoined: Promise<string[]>;
+  /** Moves the session to another transport: stops heartbeats and lease renewal here, leaving nothing. */
+  handOver(): SessionHandover;
 }
 
-/** `early`: Socket.IO packets the client sent before the session existed (a revision 5 CONNECT). */
+/**
+ * Where the session comes from: new, with the Socket.IO packets the client sent
+ * before it existed (a revision 5 CONNECT), or handed over by another transport.
+ */
+export type SessionOrigin = { early: string[] } | { handover: SessionHandover };
+
 export function startSession(
   env: Env,
   config: Config,
   handshake: ClientHandshake,
-  early: string[],
+  origin: SessionOrigin,
   transport: {
     write(packets: EnginePacket[]): void;
     writeFrames(frames: string[]): void;
@@ -41,11 +50,12 @@ export function startSession(
   const log = createLogger(config.devMode);
   const revision = revisionFor(handshake.version);
   // Revision 4 clients take the engine sid as their socket id; revision 5 gets its own.
-  const socketId = revision === 4 ? handshake.sid : randomId();
+  const socketId = "handover" in origin ? origin.handover.socketId : revision === 4 ? handshake.sid : randomId();
   const app = env.APP.getByName(handshake.appId);
+  let handedOver = false;
   // Keeps this connection's admission lease alive (see AppObject).
   const renewal = setInterval(() => {
-    transport.waitUntil(app.admit(handshake.sid, 0, workerVersion(env)).catch(() => {}));
+    transport.waitUntil(app.renew(handshake.sid).catch(() => {}));
   }, CONNECTION_RENEW_MS);
   const engine: EngineConnection = new EngineConnection({
     version: handshake.version,
@@ -73,12 +83,25 @@ export function startSession(
     log,
     gateway: channelGateway(env, config, handshake.appId, handshake.cookie),
     send: (packets) => engine.sendMessages(packets),
-    sendFrames: (frames) => engine.sendFrames(frames),
+    // After a handover the engine is detached; frames still arriving go to the transport, which forwards them.
+    sendFrames: (frames) => (handedOver ? transport.writeFrames(frames) : engine.sendFrames(frames)),
     close: (reason) => engine.close(reason),
   });
   log.debug("connected", { sid: handshake.sid, socketId, version: handshake.version });
   engine.startHeartbeat();
-  session.start();
-  for (const text of early) engine.receive({ type: "message", data: text });
-  return { engine, session };
+  let rejoined: Promise<string[]> = Promise.resolve([]);
+  if ("handover" in origin) {
+    rejoined = session.resume(origin.handover);
+  } else {
+    session.start();
+    for (const text of origin.early) engine.receive({ type: "message", data: text });
+  }
+  const handOver = () => {
+    handedOver = true;
+    clearInterval(renewal);
+    engine.detach();
+    log.debug("handed_over", { sid: handshake.sid, socketId });
+    return session.handOver();
+  };
+  return { engine, session, rejoined, handOver };
 }
