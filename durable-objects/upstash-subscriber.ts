@@ -50,6 +50,8 @@ const CONNECT_TIMEOUT_MS = 10_000;
 const FIRST_RETRY_MS = 100;
 /** ...to at most this, so a stream that is back is resubscribed within about a second. */
 const MAX_RETRY_MS = 1000;
+/** A refused token does not fix itself (a new one comes with a deploy, which restarts the object): retry slowly. */
+const REFUSED_RETRY_MS = 60_000;
 /** A `data:` line holds a reply header (type, pattern, channel) before the message. */
 const MAX_LINE_CHARS = MAX_MESSAGE_BYTES + 1024;
 /** Publishes waiting for the channels while a publish is in flight... */
@@ -62,6 +64,16 @@ const MAX_BATCH_MESSAGES = 500;
 const PUBLISH_ATTEMPTS = 3;
 /** Channels remember a batch id this long: longer than all attempts of one batch take. */
 const BATCH_MEMORY_MS = 60_000;
+
+/** Upstash answered the subscribe request with an error status. */
+class UpstashRefusal extends Error {
+  readonly status: number;
+
+  constructor(status: number, body: string) {
+    super(`Upstash answered ${status}${body ? `: ${body.slice(0, 200)}` : ""}`);
+    this.status = status;
+  }
+}
 
 interface Pending {
   message: PublishMessage;
@@ -152,14 +164,17 @@ export class UpstashSubscriberObject extends DurableObject<Env> {
       });
       if (!response.ok || !response.body) {
         const body = await response.text().catch(() => "");
-        throw new Error(`Upstash answered ${response.status}${body ? `: ${body.slice(0, 200)}` : ""}`);
+        throw new UpstashRefusal(response.status, body);
       }
       const lines = new LineSplitter(MAX_LINE_CHARS);
       const onLine = (line: string) => {
         const data = dataField(line);
         if (data !== null) this.reply(upstash, pattern, data);
       };
-      const onOversized = () => this.badMessage(upstash, null, `a stream line over ${MAX_LINE_CHARS} characters`);
+      const onOversized = () => {
+        this.counters.messages++;
+        this.badMessage(upstash, null, `a stream line over ${MAX_LINE_CHARS} characters`);
+      };
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       while (true) {
         const { value, done } = await reader.read();
@@ -172,7 +187,9 @@ export class UpstashSubscriberObject extends DurableObject<Env> {
     } catch (error) {
       if (stream !== this.stream) return; // replaced or abandoned on purpose
       this.failed(upstash, error);
-      await this.ctx.storage.setAlarm(Date.now() + Math.min(FIRST_RETRY_MS * 2 ** (this.failures - 1), MAX_RETRY_MS));
+      const refused = error instanceof UpstashRefusal && (error.status === 401 || error.status === 403);
+      const delay = refused ? REFUSED_RETRY_MS : Math.min(FIRST_RETRY_MS * 2 ** (this.failures - 1), MAX_RETRY_MS);
+      await this.ctx.storage.setAlarm(Date.now() + delay);
     }
   }
 
@@ -187,7 +204,8 @@ export class UpstashSubscriberObject extends DurableObject<Env> {
     } else if (reply.type === "psubscribe") {
       this.subscribed(upstash, pattern);
     } else {
-      this.log().warn("upstash_unexpected_reply", { appId: upstash.appId, reply: data.slice(0, 80) });
+      // Not ours to read (a keep-alive, a reply type of a later API version): worth a look only when debugging.
+      this.log().debug("upstash_unexpected_reply", { appId: upstash.appId, reply: data.slice(0, 80) });
     }
   }
 
