@@ -34,6 +34,11 @@ const WORKER_VARS = [
   "UPGRADE_GRACE",
   "PRESENCE_LEAVE_GRACE",
   "STATS_REQUIRE_KEY",
+  "UPSTASH_REDIS_REST_URL",
+  "UPSTASH_REDIS_REST_TOKEN",
+  "UPSTASH_APP_ID",
+  // Also the bridge's: both strip Laravel's prefix.
+  "REDIS_PREFIX",
 ];
 
 const devMode = process.argv.includes("--dev");
