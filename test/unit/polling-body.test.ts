@@ -37,7 +37,7 @@ function endlessPayload() {
   return { stream, pulled: () => pulled };
 }
 
-it.each([
+it.each<{ body: string; headers: Record<string, string> }>([
   { body: "streamed", headers: {} },
   { body: "declared", headers: { "content-length": String(maxPayload * 3) } },
 ])("a $body polling body over MAX_PAYLOAD gets 413 with at most the cap read, and the session ends", async ({ headers }) => {

@@ -27,10 +27,13 @@ function corsHeaders(request: Request): Record<string, string> {
  * A client request as the polling object gets it: only the Worker may set its
  * headers (a client sending them must not reset or claim a session).
  */
-function forwardedRequest(request: Request, headers: Partial<Record<keyof typeof WORKER_HEADERS, string>>): Request {
+function forwardedRequest(request: Request, values: Partial<Record<keyof typeof WORKER_HEADERS, string>>): Request {
   const forwarded = new Request(request);
-  for (const name of Object.values(WORKER_HEADERS)) forwarded.headers.delete(name);
-  for (const [key, value] of Object.entries(headers)) forwarded.headers.set(WORKER_HEADERS[key as keyof typeof WORKER_HEADERS], value);
+  for (const [field, name] of Object.entries(WORKER_HEADERS) as [keyof typeof WORKER_HEADERS, string][]) {
+    const value = values[field];
+    if (value === undefined) forwarded.headers.delete(name);
+    else forwarded.headers.set(name, value);
+  }
   return forwarded;
 }
 
