@@ -3,18 +3,19 @@
  * counters behind `/stats` and the laravel-echo-server HTTP API, plus connection
  * admission for MAX_CLIENTS. It is never on the per-message path: channels report
  * occupancy when it changes and message counters every few seconds, sessions call it once on
- * connect, once a minute to renew and once on disconnect.
+ * connect, now and then to renew (leaseRenewalInterval) and once on disconnect.
  *
  * A session whose Worker or object dies without running its close handlers never
- * releases its entry, so entries are leases: one not renewed within
- * CONNECTION_LEASE_MS is dropped, and its slot is free again a few minutes after a
- * crash or a deploy. Every live session renews whatever Worker version serves it, so
- * two versions live at once (a gradual deploy) keep their counts. A renewal only
- * touches memory; storage holds the admitted sids, so an evicted object reloads them
- * with a fresh lease each and drops those that stop renewing.
+ * releases its entry, so entries are leases: one not renewed within two and a half
+ * renewal intervals is dropped, and with MAX_CLIENTS set its slot is free again a
+ * few minutes after a crash or a deploy. Every live session renews whatever Worker
+ * version serves it, so two versions live at once (a gradual deploy) keep their
+ * counts. A renewal only touches memory; storage holds the admitted sids, so an
+ * evicted object reloads them with a fresh lease each and drops those that stop
+ * renewing.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { Env } from "../worker/config.ts";
+import { readConfig, type Env } from "../worker/config.ts";
 
 export interface ChannelReport {
   channel: string;
@@ -50,11 +51,16 @@ export interface AppSnapshot {
 const CHANNEL_PREFIX = "channel:";
 const bySubscriptions = (a: ChannelEntry, b: ChannelEntry) => b.subscription_count - a.subscription_count;
 const CONNECTION_PREFIX = "connection:";
-/** How often a live session renews its lease... */
-export const CONNECTION_RENEW_MS = 60_000;
-/** ...and how long a lease lasts without one: two and a half renewals, so one late renewal does not drop a live session. */
-const CONNECTION_LEASE_MS = 150_000;
 const PRUNE_EVERY_MS = 30_000;
+
+/**
+ * How often a live session renews its lease (each renewal is a Durable Object request):
+ * every minute where MAX_CLIENTS is set, so a dead session's slot comes back within
+ * minutes; every ten minutes without a limit, where the count only feeds /stats.
+ */
+export function leaseRenewalInterval(maxClients: number): number {
+  return maxClients > 0 ? 60_000 : 600_000;
+}
 
 export class AppObject extends DurableObject<Env> {
   /** Admitted sessions and when their lease ends; loaded from storage once per object lifetime. */
@@ -155,13 +161,18 @@ export class AppObject extends DurableObject<Env> {
   private lease(sessionId: string): void {
     const leases = this.loadLeases();
     if (!leases.has(sessionId)) this.ctx.storage.kv.put(CONNECTION_PREFIX + sessionId, Date.now());
-    leases.set(sessionId, Date.now() + CONNECTION_LEASE_MS);
+    leases.set(sessionId, Date.now() + this.leaseMs);
+  }
+
+  /** Two and a half renewals, so one late renewal does not drop a live session. */
+  private get leaseMs(): number {
+    return leaseRenewalInterval(readConfig(this.env).maxClients) * 2.5;
   }
 
   private loadLeases(): Map<string, number> {
     if (this.leases === null) {
       // After a restart nobody knows who is still alive: everyone gets one lease to renew in.
-      const until = Date.now() + CONNECTION_LEASE_MS;
+      const until = Date.now() + this.leaseMs;
       this.leases = new Map();
       for (const [key] of this.ctx.storage.kv.list({ prefix: CONNECTION_PREFIX })) {
         this.leases.set(key.slice(CONNECTION_PREFIX.length), until);

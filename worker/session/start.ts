@@ -5,7 +5,7 @@
  */
 import { channelGateway } from "../channels/gateway.ts";
 import type { Config, Env } from "../config.ts";
-import { CONNECTION_RENEW_MS } from "../../durable-objects/app.ts";
+import { leaseRenewalInterval } from "../../durable-objects/app.ts";
 import { EngineConnection } from "../engine/connection.ts";
 import { randomId } from "../ids.ts";
 import { createLogger } from "../log.ts";
@@ -56,7 +56,7 @@ export function startSession(
   // Keeps this connection's admission lease alive (see AppObject).
   const renewal = setInterval(() => {
     transport.waitUntil(app.renew(handshake.sid).catch(() => {}));
-  }, CONNECTION_RENEW_MS);
+  }, leaseRenewalInterval(config.maxClients));
   const engine: EngineConnection = new EngineConnection({
     version: handshake.version,
     pingInterval: config.pingInterval,
