@@ -17,6 +17,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { readConfig, type Config, type Env } from "../worker/config.ts";
+import { admitConnection, refuseConnection } from "../worker/engine/admission.ts";
 import { CLIENT_CLOSE, EngineConnection, openPacketFor } from "../worker/engine/connection.ts";
 import { EngineError, engineErrorResponse } from "../worker/engine/errors.ts";
 import { readBodyWithin } from "../worker/http/body.ts";
@@ -110,7 +111,7 @@ export class PollingSessionObject extends DurableObject<Env> {
     if (!this.isOwner(request.headers.get(WORKER_HEADERS.address))) return engineErrorResponse(EngineError.UNKNOWN_SID);
     // engine.io's answer to polling on a sid whose transport is now a WebSocket.
     if (this.phase === "upgraded") return engineErrorResponse(EngineError.BAD_REQUEST);
-    if (!(await this.admit())) return this.tooManyClients();
+    if (!(await this.admit())) return refuseConnection(this.config, this.appId);
     if (request.method === "GET") return this.poll(jsonp);
     if (request.method === "POST") return this.receive(request, jsonp);
     return engineErrorResponse(EngineError.BAD_REQUEST);
@@ -230,13 +231,7 @@ export class PollingSessionObject extends DurableObject<Env> {
   }
 
   private async requestAdmission(): Promise<boolean> {
-    const { maxClients } = this.config;
-    const app = this.env.APP.getByName(this.appId);
-    if (maxClients === 0) {
-      // Nobody can be refused: count the connection without making the client wait.
-      this.ctx.waitUntil(app.admit(this.sid, 0).catch(() => {}));
-    } else if (!(await app.admit(this.sid, maxClients))) {
-      createLogger(this.config.devMode).warn("connection_refused", { appId: this.appId, reason: "MAX_CLIENTS", maxClients });
+    if (!(await admitConnection(this.env, this.config, this.appId, this.sid, (promise) => this.ctx.waitUntil(promise)))) {
       this.closeSession("MAX_CLIENTS reached");
       return false;
     }
@@ -247,11 +242,6 @@ export class PollingSessionObject extends DurableObject<Env> {
     }
     this.maybeServePolling();
     return true;
-  }
-
-  private tooManyClients(): Response {
-    const { maxClients } = this.config;
-    return engineErrorResponse(EngineError.FORBIDDEN, {}, `too many clients: MAX_CLIENTS (${maxClients}) reached`);
   }
 
   /** No upgrade came within the grace and the client is alive: the Socket.IO session runs here, over polling. */

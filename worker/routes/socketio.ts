@@ -6,10 +6,10 @@
  */
 import { Hono } from "hono";
 import { defaultAppId, isConfiguredApp, readConfig, type Env } from "../config.ts";
+import { admitConnection, refuseConnection } from "../engine/admission.ts";
 import { EngineError, engineErrorResponse } from "../engine/errors.ts";
 import { clientAddress, parseEngineQuery } from "../engine/request.ts";
 import { isWellFormedId, randomId } from "../ids.ts";
-import { createLogger } from "../log.ts";
 import { acceptAndClose, serveWebSocket } from "../transports/websocket.ts";
 import { WORKER_HEADERS } from "../../durable-objects/polling-session.ts";
 
@@ -73,11 +73,6 @@ socketIoRoutes.on(["GET", "POST", "OPTIONS", "PUT", "DELETE", "PATCH"], ["/socke
 
   const address = clientAddress(request);
   const cookie = request.headers.get("cookie");
-  const tooManyClients = () => {
-    createLogger(config.devMode).warn("connection_refused", { appId, reason: "MAX_CLIENTS", maxClients: config.maxClients });
-    return engineErrorResponse(EngineError.FORBIDDEN, cors, `too many clients: MAX_CLIENTS (${config.maxClients}) reached`);
-  };
-
   if (query.sid !== null) {
     if (!isWellFormedId(query.sid)) return engineErrorResponse(EngineError.UNKNOWN_SID, cors);
     const polling = env.POLLING.getByName(query.sid);
@@ -85,7 +80,7 @@ socketIoRoutes.on(["GET", "POST", "OPTIONS", "PUT", "DELETE", "PATCH"], ["/socke
     const upgrade = await polling.beginUpgrade(address);
     if (!upgrade.ok) {
       if (upgrade.error === "taken") return acceptAndClose("session already upgraded");
-      if (upgrade.error === "forbidden") return tooManyClients();
+      if (upgrade.error === "forbidden") return refuseConnection(config, appId, cors);
       return engineErrorResponse(EngineError.UNKNOWN_SID, cors);
     }
     // The session stays in the app it was admitted to, whatever this request's ?appId= says.
@@ -97,18 +92,17 @@ socketIoRoutes.on(["GET", "POST", "OPTIONS", "PUT", "DELETE", "PATCH"], ["/socke
     return engineErrorResponse(EngineError.BAD_HANDSHAKE_METHOD, cors);
   }
   const sid = randomId();
-  const app = env.APP.getByName(appId);
   if (query.transport === "websocket") {
     // An open WebSocket is a live client: it takes its slot now.
-    const admission = app.admit(sid, config.maxClients);
-    // Without a limit nobody can be refused: count the connection without making the handshake wait.
-    if (config.maxClients === 0) c.executionCtx.waitUntil(admission);
-    else if (!(await admission)) return tooManyClients();
+    const admitted = await admitConnection(env, config, appId, sid, (promise) => c.executionCtx.waitUntil(promise));
+    if (!admitted) return refuseConnection(config, appId, cors);
     return serveWebSocket(env, config, c.executionCtx, { version: query.version, sid, appId, cookie, upgradeFrom: null });
   }
   // A polling client takes its slot with its first request after this one (in the polling
   // object), so handshakes that never poll cannot fill MAX_CLIENTS; a full app still says so here.
-  if (config.maxClients > 0 && !(await app.hasRoom(config.maxClients))) return tooManyClients();
+  if (config.maxClients > 0 && !(await env.APP.getByName(appId).hasRoom(config.maxClients))) {
+    return refuseConnection(config, appId, cors);
+  }
   const handshake = forwardedRequest(request, { sid, appId, address });
   return withHeaders(await env.POLLING.getByName(sid).fetch(handshake), cors);
 });
