@@ -1,10 +1,11 @@
 /**
  * Makes sure a Redis server answers on 127.0.0.1:6379, installing Debian's
- * redis-server when the machine has none. Used by `.ci/run`, `npm start` and the
- * test setup, so a fresh machine needs nothing done by hand.
+ * redis-server when the machine has none. Used by `npm start`, the test setup and
+ * the bench, so a fresh machine needs nothing done by hand.
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { connect } from "node:net";
+import { ensureCommand } from "./debian-package.ts";
 
 export const REDIS_HOST = "127.0.0.1";
 export const REDIS_PORT = 6379;
@@ -23,23 +24,9 @@ export function redisAnswers(host = REDIS_HOST, port = REDIS_PORT, timeoutMs = 5
   });
 }
 
-function hasCommand(name: string): boolean {
-  return spawnSync("sh", ["-c", `command -v ${name}`], { stdio: "ignore" }).status === 0;
-}
-
 export async function ensureRedis(log: (line: string) => void = console.log): Promise<void> {
   if (await redisAnswers()) return;
-  if (!hasCommand("redis-server")) {
-    log("redis-server not found: installing Debian's redis-server package");
-    const sudo = process.getuid?.() === 0 ? [] : ["sudo"];
-    const run = (args: string[]) =>
-      execFileSync(sudo.length ? "sudo" : args[0]!, sudo.length ? args : args.slice(1), {
-        stdio: "inherit",
-        env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-      });
-    run(["apt-get", "update", "-qq"]);
-    run(["apt-get", "install", "-y", "-qq", "redis-server"]);
-  }
+  ensureCommand("redis-server", "redis-server", log);
   log(`starting redis-server on ${REDIS_HOST}:${REDIS_PORT}`);
   execFileSync(
     "redis-server",
