@@ -71,7 +71,8 @@ describe("one connection cannot hammer Laravel", () => {
 
     const requests = await authRequestsWithPrefix(prefix);
     expect(requests.length).toBeLessThanOrEqual(50);
-    expect(refused.items.length).toBeGreaterThanOrEqual(250);
+    // SUBSCRIBE_BURST (40) got in, plus what SUBSCRIBE_RATE refilled while the burst travelled.
+    expect(refused.items.length).toBeGreaterThanOrEqual(200);
     // A refused subscribe never reached Laravel.
     const asked = new Set(requests.map(channelOf));
     expect(refused.items.filter((channel) => asked.has(channel))).toEqual([]);
