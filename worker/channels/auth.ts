@@ -38,7 +38,7 @@ export interface AuthRequest {
   /** Cookie header of the client's handshake request. */
   handshakeCookie: string | null;
   /** Aborts the call (the client unsubscribed or went away). */
-  signal?: AbortSignal;
+  signal: AbortSignal;
 }
 
 function buildAuthRequest(config: Config, request: AuthRequest): Request {
@@ -71,11 +71,9 @@ export async function authorizeChannel(config: Config, request: AuthRequest): Pr
   const timeout = AbortSignal.timeout(config.authTimeout);
   let response: Response;
   try {
-    response = await fetch(buildAuthRequest(config, request), {
-      signal: request.signal ? AbortSignal.any([request.signal, timeout]) : timeout,
-    });
+    response = await fetch(buildAuthRequest(config, request), { signal: AbortSignal.any([request.signal, timeout]) });
   } catch (error) {
-    if (request.signal?.aborted) return { ok: false, status: 0, reason: "cancelled: the client no longer wants the channel" };
+    if (request.signal.aborted) return { ok: false, status: 0, reason: "cancelled: the client no longer wants the channel" };
     return { ok: false, status: 0, reason: timeout.aborted ? `no answer within ${config.authTimeout} ms` : String(error) };
   }
   if (response.status !== 200) {
