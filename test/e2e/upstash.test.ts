@@ -23,7 +23,6 @@ let redis: Redis;
 
 beforeAll(async () => {
   upstash = await startUpstashRest(TOKEN);
-  // The readiness probe (`GET /`) is the worker's first request: it starts the subscriber.
   worker = await startWorker({
     CLIENTS: JSON.stringify([APP]),
     UPSTASH_REDIS_REST_URL: upstash.url,
@@ -32,6 +31,8 @@ beforeAll(async () => {
     DEV_MODE: "true",
   });
   redis = new Redis("redis://127.0.0.1:6379");
+  // The worker's first request starts the subscriber (on Cloudflare the cron does too).
+  expect((await fetch(`${worker.url}/`)).status).toBe(200);
   await until(() => expect(upstash.subscribedStreams()).toBe(1), 20_000);
 });
 
