@@ -66,8 +66,12 @@ export interface UpgradeHandover {
   early: string[];
   /** The session that ran here, when there was one. */
   session: SessionHandover | null;
-  /** Socket.IO packets queued here that the client never fetched. */
-  undelivered: string[];
+  /**
+   * Packets queued here that the client never fetched and still waits for: messages,
+   * and the pong to a ping it sent meanwhile (an Engine.IO 3 client without it gives
+   * up on the connection). Our own pings are not carried: the WebSocket side pings anew.
+   */
+  undelivered: EnginePacket[];
 }
 
 interface PendingPoll {
@@ -154,8 +158,7 @@ export class PollingSessionObject extends DurableObject<Env> {
     this.flushPoll([{ type: "noop" }]);
     this.preSession?.detach();
     this.preSession = null;
-    const undelivered: string[] = [];
-    for (const packet of this.outbox) if (packet.type === "message") undelivered.push(packet.data as string);
+    const undelivered = this.outbox.filter((packet) => packet.type === "message" || packet.type === "pong");
     this.outbox = [];
     this.outboxSize = 0;
     const early = this.early;

@@ -198,6 +198,19 @@ describe.each([3, 4] as const)("Engine.IO %i", (eio) => {
       }
     });
 
+    it.runIf(eio === 3)("answers over the WebSocket a ping the client sent over polling while it upgraded", async () => {
+      const sid = await openPolling(eio);
+      const client = rawWebSocket(`EIO=${eio}&transport=websocket&sid=${sid}`);
+      await client.open();
+      client.ws.send("2probe");
+      expect(await client.next()).toBe("3probe");
+      // socket.io-client 2 keeps pinging over polling until it sends `5`; without this
+      // pong it gives up on the connection a ping timeout later.
+      expect((await push(eio, sid, single(eio, "2"))).status).toBe(200);
+      client.ws.send("5");
+      expect([await client.next(), await client.next()].sort()).toEqual(["3", "40"]);
+    });
+
     it("refuses polling with the sid after the upgrade", async () => {
       const { sid, client } = await upgraded();
       if (eio === 3) await client.next(); // the upgrade is complete once the session speaks on the WebSocket

@@ -140,7 +140,7 @@ export function serveWebSocket(
       if (handover === null) return closeSocket("session is no longer upgradable");
       clearTimeout(upgradeTimer);
       client.cookie ??= handover.cookie;
-      send(handover.undelivered.map((text) => encodeFrame({ type: "message", data: text }, client.version)));
+      send(handover.undelivered.map((packet) => encodeFrame(packet, client.version)));
       if (handover.session) return resume(upgrade.polling, handover.session);
       return begin({ early: handover.early });
     }
