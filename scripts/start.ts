@@ -13,35 +13,9 @@ import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { ensureRedis } from "./ensure-redis.ts";
 import { startLocalEdge } from "./local-edge.ts";
+import { WORKER_VARIABLES } from "../worker/config.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
-const WORKER_VARS = [
-  "AUTH_HOST",
-  "AUTH_ENDPOINT",
-  "AUTH_TIMEOUT",
-  "CLIENTS",
-  "BRIDGE_SECRET",
-  "ALLOW_ORIGIN",
-  "ALLOW_METHODS",
-  "ALLOW_HEADERS",
-  "DEV_MODE",
-  "MAX_CLIENTS",
-  "PING_INTERVAL",
-  "PING_TIMEOUT",
-  "MAX_PAYLOAD",
-  "MAX_CHANNELS",
-  "WHISPER_RATE",
-  "UPGRADE_GRACE",
-  "PRESENCE_LEAVE_GRACE",
-  "STATS_REQUIRE_KEY",
-  "WEBHOOK_URL",
-  "WEBHOOK_EVENTS",
-  "UPSTASH_REDIS_REST_URL",
-  "UPSTASH_REDIS_REST_TOKEN",
-  "UPSTASH_APP_ID",
-  // Also the bridge's: both strip Laravel's prefix.
-  "REDIS_PREFIX",
-];
 
 const devMode = process.argv.includes("--dev");
 const port = process.env.PORT ?? "6001";
@@ -61,7 +35,7 @@ function devVars(): Record<string, string> {
 const fromDevVars = devVars();
 const configured = { ...fromDevVars, ...process.env };
 const vars: Record<string, string> = {};
-for (const name of WORKER_VARS) if (process.env[name] !== undefined) vars[name] = process.env[name]!;
+for (const name of WORKER_VARIABLES) if (process.env[name] !== undefined) vars[name] = process.env[name]!;
 
 // Local conveniences, announced so nobody mistakes them for production settings.
 if (!configured.BRIDGE_SECRET) {

@@ -9,44 +9,50 @@ import type { UpstashSubscriberObject } from "../durable-objects/upstash-subscri
 import type { WebhookEventName, WebhookMessage } from "./webhooks/events.ts";
 import { clientWebhookOptions, parseWebhookEvents, parseWebhookUrl } from "./webhooks/target.ts";
 
-export interface Env {
+/** Every variable the worker reads (wrangler vars and secrets); `npm start` passes these on from its environment. */
+export const WORKER_VARIABLES = [
+  "AUTH_HOST",
+  "AUTH_ENDPOINT",
+  "AUTH_TIMEOUT",
+  "CLIENTS",
+  "BRIDGE_SECRET",
+  "ALLOW_ORIGIN",
+  "ALLOW_METHODS",
+  "ALLOW_HEADERS",
+  "DEV_MODE",
+  "MAX_CLIENTS",
+  "PING_INTERVAL",
+  "PING_TIMEOUT",
+  "MAX_PAYLOAD",
+  "MAX_CHANNELS",
+  "SUBSCRIBE_RATE",
+  "SUBSCRIBE_BURST",
+  "MAX_PENDING_AUTH",
+  "WHISPER_RATE",
+  "WHISPER_BYTES",
+  "UPGRADE_GRACE",
+  "UPGRADE_TIMEOUT",
+  "POLLING_OUTBOX_LIMIT",
+  "PRESENCE_LEAVE_GRACE",
+  "STATS_REQUIRE_KEY",
+  "MAX_EVENT_DATA_BYTES",
+  "WEBHOOK_URL",
+  "WEBHOOK_EVENTS",
+  "UPSTASH_REDIS_REST_URL",
+  "UPSTASH_REDIS_REST_TOKEN",
+  "REDIS_PREFIX",
+  "UPSTASH_APP_ID",
+] as const;
+
+type WorkerVariables = { [name in (typeof WORKER_VARIABLES)[number]]?: string };
+
+export interface Env extends WorkerVariables {
   CHANNEL: DurableObjectNamespace<ChannelObject>;
   POLLING: DurableObjectNamespace<PollingSessionObject>;
   APP: DurableObjectNamespace<AppObject>;
   UPSTASH: DurableObjectNamespace<UpstashSubscriberObject>;
-  AUTH_HOST?: string;
-  AUTH_ENDPOINT?: string;
-  AUTH_TIMEOUT?: string;
-  CLIENTS?: string;
-  BRIDGE_SECRET?: string;
-  ALLOW_ORIGIN?: string;
-  ALLOW_METHODS?: string;
-  ALLOW_HEADERS?: string;
-  DEV_MODE?: string;
-  MAX_CLIENTS?: string;
-  PING_INTERVAL?: string;
-  PING_TIMEOUT?: string;
-  MAX_PAYLOAD?: string;
-  MAX_CHANNELS?: string;
-  SUBSCRIBE_RATE?: string;
-  SUBSCRIBE_BURST?: string;
-  MAX_PENDING_AUTH?: string;
-  WHISPER_RATE?: string;
-  WHISPER_BYTES?: string;
-  UPGRADE_GRACE?: string;
-  UPGRADE_TIMEOUT?: string;
-  POLLING_OUTBOX_LIMIT?: string;
-  PRESENCE_LEAVE_GRACE?: string;
-  STATS_REQUIRE_KEY?: string;
-  MAX_EVENT_DATA_BYTES?: string;
   /** Webhooks to Laravel go through this queue (wrangler.toml). */
   WEBHOOKS?: Queue<WebhookMessage>;
-  WEBHOOK_URL?: string;
-  WEBHOOK_EVENTS?: string;
-  UPSTASH_REDIS_REST_URL?: string;
-  UPSTASH_REDIS_REST_TOKEN?: string;
-  REDIS_PREFIX?: string;
-  UPSTASH_APP_ID?: string;
 }
 
 export interface AppClient {
