@@ -1,0 +1,41 @@
+/**
+ * The sockets of one host (or one polling session) subscribed to each channel: what
+ * a delivery fans out to. Plain and synchronous, so the host, the polling object and
+ * unit tests share it; it is rebuilt from socket attachments after hibernation.
+ */
+import { framesFor, type ChannelDelivery } from "./delivery.ts";
+
+export type FrameSink = (frames: string[]) => void;
+
+export class LocalSubscriptions {
+  private readonly byChannel = new Map<string, Map<string, FrameSink>>();
+
+  register(channel: string, socketId: string, sink: FrameSink): void {
+    let sockets = this.byChannel.get(channel);
+    if (!sockets) this.byChannel.set(channel, (sockets = new Map()));
+    sockets.set(socketId, sink);
+  }
+
+  unregister(channel: string, socketId: string): void {
+    const sockets = this.byChannel.get(channel);
+    if (!sockets?.delete(socketId)) return;
+    if (sockets.size === 0) this.byChannel.delete(channel);
+  }
+
+  subscribers(channel: string): number {
+    return this.byChannel.get(channel)?.size ?? 0;
+  }
+
+  deliver(delivery: ChannelDelivery): { subscribers: number; delivered: number } {
+    const sockets = this.byChannel.get(delivery.channel);
+    if (!sockets) return { subscribers: 0, delivered: 0 };
+    let delivered = 0;
+    for (const [socketId, sink] of sockets) {
+      const frames = framesFor(delivery, socketId);
+      if (frames.length === 0) continue;
+      sink(frames);
+      delivered += frames.length;
+    }
+    return { subscribers: sockets.size, delivered };
+  }
+}
