@@ -21,6 +21,12 @@ export interface EngineConnectionOptions {
   version: EngineVersion;
   pingInterval: number;
   pingTimeout: number;
+  /**
+   * "timers": this connection pings (EIO 4) and times out silent clients itself.
+   * "host": a connection host does both from its alarm and auto-responses, so no
+   * timer keeps it awake; pings never reach the connection. Default "timers".
+   */
+  heartbeat?: "timers" | "host";
   /** Writes packets to the client, in order. */
   write(packets: EnginePacket[]): void;
   /** Writes ready-made Engine.IO message frames (`4…`), in order with write(). */
@@ -33,12 +39,12 @@ export interface EngineConnectionOptions {
 
 export class EngineConnection {
   private readonly options: EngineConnectionOptions;
-  private readonly heartbeat: Heartbeat;
+  private readonly heartbeat: Heartbeat | null;
   private closed = false;
 
   constructor(options: EngineConnectionOptions) {
     this.options = options;
-    this.heartbeat = new Heartbeat({
+    this.heartbeat = options.heartbeat === "host" ? null : new Heartbeat({
       version: options.version,
       pingInterval: options.pingInterval,
       pingTimeout: options.pingTimeout,
@@ -48,12 +54,12 @@ export class EngineConnection {
   }
 
   startHeartbeat(): void {
-    this.heartbeat.start();
+    this.heartbeat?.start();
   }
 
   receive(packet: EnginePacket): void {
     if (this.closed) return;
-    this.heartbeat.received(packet.type);
+    this.heartbeat?.received(packet.type);
     switch (packet.type) {
       case "ping":
         // EIO 3 clients ping us; EIO 4 clients never should, but answering is harmless.
@@ -83,13 +89,13 @@ export class EngineConnection {
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
-    this.heartbeat.stop();
+    this.heartbeat?.stop();
     this.options.onClose(reason);
   }
 
   /** The connection continues on another transport (an upgrade): stop here without ending it. */
   detach(): void {
     this.closed = true;
-    this.heartbeat.stop();
+    this.heartbeat?.stop();
   }
 }

@@ -25,6 +25,11 @@ export interface ChannelGateway {
   authorize(channel: string, authHeaders: unknown, caller: { socketId: string; signal: AbortSignal }): Promise<AuthResult>;
   /** `resumed`: the link replaces this socket's link from its previous transport (see SessionHandover). */
   open(channel: string, socketId: string, member: PresenceMember | null, handlers: LinkHandlers, resumed?: boolean): Promise<ChannelLink>;
+  /**
+   * A subscription the channel already holds, taken up again without any call (a
+   * connection host rebuilding its sessions from socket attachments after hibernation).
+   */
+  attach(channel: string, socketId: string, member: PresenceMember | null, handlers: LinkHandlers): ChannelLink;
 }
 
 export interface SessionOptions {
@@ -40,6 +45,8 @@ export interface SessionOptions {
   sendFrames(frames: string[]): void;
   /** Ends the client's Engine.IO connection. */
   close(reason: string): void;
+  /** What state() returns has changed (a connection host keeps it in the socket's attachment). */
+  onChange?(): void;
 }
 
 type Subscription = {
@@ -61,13 +68,17 @@ type Subscription = {
  * each channel then closes the old owner's link in the same turn, so every frame
  * reaches exactly one of them.
  */
-export interface SessionHandover {
+export interface SessionHandover extends SessionState {
+  /** Subscribe payloads (as JSON) still waiting for Laravel: the new owner sends them again. */
+  pending: string[];
+}
+
+/** What a session needs to go on without asking anyone again: its socket id, whether it connected, its channels. */
+export interface SessionState {
   socketId: string;
   connected: boolean;
   /** Channels joined, with the presence member Laravel's auth gave (so no second auth call). */
   channels: { channel: string; member: PresenceMember | null }[];
-  /** Subscribe payloads (as JSON) still waiting for Laravel: the new owner sends them again. */
-  pending: string[];
 }
 
 /** Event name of errors we report to a client that laravel-echo does not otherwise see. */
@@ -190,6 +201,23 @@ export class Session {
     return rejoined.filter((channel) => channel !== null);
   }
 
+  /** The joined channels as they stand (pending subscribes are not part of it). */
+  state(): SessionState {
+    const channels: SessionState["channels"] = [];
+    for (const [channel, { link, member }] of this.subscriptions) if (link && member !== undefined) channels.push({ channel, member });
+    return { socketId: this.socketId, connected: this.connected, channels };
+  }
+
+  /** Takes up a state saved by state() in the same place (a host woken from hibernation): the channels still hold these subscriptions. */
+  restore(state: SessionState): void {
+    this.connected = state.connected;
+    for (const { channel, member } of state.channels) {
+      const subscription: Subscription = { link: null, kind: channelKind(channel), member };
+      subscription.link = this.options.gateway.attach(channel, this.socketId, member, this.linkHandlers(channel, subscription));
+      this.subscriptions.set(channel, subscription);
+    }
+  }
+
   /** The transport is gone: leave every channel. */
   end(): void {
     if (this.ended) return;
@@ -203,6 +231,7 @@ export class Session {
 
   private connect(): void {
     this.connected = true;
+    this.options.onChange?.();
     const data = this.options.revision === 5 ? { sid: this.socketId } : undefined;
     this.send(encodeSocketPacket({ type: SocketPacketType.CONNECT, nsp: "/", data }));
   }
@@ -283,22 +312,7 @@ export class Session {
     const current = () => this.isCurrent(channel, subscription);
     let link: ChannelLink;
     try {
-      const handlers: LinkHandlers = {
-        onFrames: (frames) => {
-          if (this.ended || this.subscriptions.get(channel) !== subscription) return;
-          // After a handover, frames still reaching a link the new owner replaces are forwarded to it.
-          if (!this.handedOver || subscription.link !== null) this.options.sendFrames(frames);
-        },
-        onLost: () => {
-          if (this.handedOver) {
-            subscription.link = null;
-            return subscription.onReleased?.();
-          }
-          // The channel went away under us (deploy, eviction): reconnecting makes
-          // laravel-echo subscribe again, which is the one recovery path clients have.
-          if (current()) this.options.close(`link to ${channel} lost`);
-        },
-      };
+      const handlers = this.linkHandlers(channel, subscription);
       link = await this.options.gateway.open(channel, this.socketId, subscription.member ?? null, handlers, resumed);
     } catch (error) {
       this.options.log.warn("link_failed", { socketId: this.socketId, channel, error: String(error) });
@@ -313,8 +327,28 @@ export class Session {
       return false;
     }
     subscription.link = link;
+    this.options.onChange?.();
     this.options.log.debug(resumed ? "resubscribed" : "subscribed", { socketId: this.socketId, channel });
     return true;
+  }
+
+  private linkHandlers(channel: string, subscription: Subscription): LinkHandlers {
+    return {
+      onFrames: (frames) => {
+        if (this.ended || this.subscriptions.get(channel) !== subscription) return;
+        // After a handover, frames still reaching a link the new owner replaces are forwarded to it.
+        if (!this.handedOver || subscription.link !== null) this.options.sendFrames(frames);
+      },
+      onLost: () => {
+        if (this.handedOver) {
+          subscription.link = null;
+          return subscription.onReleased?.();
+        }
+        // The channel went away under us (deploy, eviction): reconnecting makes
+        // laravel-echo subscribe again, which is the one recovery path clients have.
+        if (this.isCurrent(channel, subscription)) this.options.close(`link to ${channel} lost`);
+      },
+    };
   }
 
   private unsubscribe(payload: unknown): void {
@@ -325,6 +359,7 @@ export class Session {
     this.subscriptions.delete(channel);
     subscription.auth?.abort();
     subscription.link?.close("unsubscribe");
+    if (subscription.link) this.options.onChange?.();
     this.options.log.debug("unsubscribed", { socketId: this.socketId, channel });
   }
 
