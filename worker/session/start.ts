@@ -11,7 +11,9 @@ import { randomId } from "../ids.ts";
 import { createLogger } from "../log.ts";
 import type { EnginePacket, EngineVersion } from "../protocol/engineio.ts";
 import { revisionFor } from "../protocol/socketio.ts";
-import { Session, type SessionHandover } from "./session.ts";
+import type { SubscriberAddress } from "../channels/delivery.ts";
+import type { LocalSubscriptions } from "../channels/local-subscriptions.ts";
+import { Session, type SessionHandover, type SessionState } from "./session.ts";
 
 export interface ClientHandshake {
   version: EngineVersion;
@@ -31,9 +33,10 @@ export interface StartedSession {
 
 /**
  * Where the session comes from: new, with the Socket.IO packets the client sent
- * before it existed (a revision 5 CONNECT), or handed over by another transport.
+ * before it existed (a revision 5 CONNECT), handed over by another transport, or
+ * restored where it ran (a connection host woken from hibernation: no calls at all).
  */
-export type SessionOrigin = { early: string[] } | { handover: SessionHandover };
+export type SessionOrigin = { early: string[] } | { handover: SessionHandover } | { restore: SessionState };
 
 export function startSession(
   env: Env,
@@ -45,22 +48,36 @@ export function startSession(
     writeFrames(frames: string[]): void;
     close(reason: string): void;
     waitUntil(promise: Promise<unknown>): void;
+    /** Where channels deliver to this session, and the subscriptions there its frames are fanned out from. */
+    at: SubscriberAddress;
+    local: LocalSubscriptions;
+    /**
+     * "host": a connection host runs heartbeats and lease renewals from its alarm for
+     * all its sockets, so the session keeps no timer. Default "timers".
+     */
+    heartbeat?: "timers" | "host";
+    /** The session's state() changed. */
+    onChange?(): void;
   },
 ): StartedSession {
   const log = createLogger(config.devMode);
   const revision = revisionFor(handshake.version);
   // Revision 4 clients take the engine sid as their socket id; revision 5 gets its own.
-  const socketId = "handover" in origin ? origin.handover.socketId : revision === 4 ? handshake.sid : randomId();
+  const carried = "handover" in origin ? origin.handover : "restore" in origin ? origin.restore : null;
+  const socketId = carried ? carried.socketId : revision === 4 ? handshake.sid : randomId();
+  const heartbeat = transport.heartbeat ?? "timers";
   const app = env.APP.getByName(handshake.appId);
   let handedOver = false;
   // Keeps this connection's admission lease alive (see AppObject).
-  const renewal = setInterval(() => {
-    transport.waitUntil(app.renew(handshake.sid).catch(() => {}));
-  }, leaseRenewalInterval(config.maxClients));
+  const renewal =
+    heartbeat === "timers"
+      ? setInterval(() => transport.waitUntil(app.renew(handshake.sid).catch(() => {})), leaseRenewalInterval(config.maxClients))
+      : undefined;
   const engine: EngineConnection = new EngineConnection({
     version: handshake.version,
     pingInterval: config.pingInterval,
     pingTimeout: config.pingTimeout,
+    heartbeat,
     write: (packets) => transport.write(packets),
     writeFrames: (frames) => transport.writeFrames(frames),
     onMessage: (text) => session.receive(text),
@@ -81,16 +98,19 @@ export function startSession(
     socketId,
     config,
     log,
-    gateway: channelGateway(env, config, handshake.appId, handshake.cookie),
+    gateway: channelGateway(env, config, handshake.appId, handshake.cookie, transport.at, transport.local),
     send: (packets) => engine.sendMessages(packets),
     // After a handover the engine is detached; frames still arriving go to the transport, which forwards them.
     sendFrames: (frames) => (handedOver ? transport.writeFrames(frames) : engine.sendFrames(frames)),
     close: (reason) => engine.close(reason),
+    ...(transport.onChange && { onChange: transport.onChange }),
   });
-  log.debug("connected", { sid: handshake.sid, socketId, version: handshake.version });
+  if (!("restore" in origin)) log.debug("connected", { sid: handshake.sid, socketId, version: handshake.version });
   engine.startHeartbeat();
   let rejoined: Promise<string[]> = Promise.resolve([]);
-  if ("handover" in origin) {
+  if ("restore" in origin) {
+    session.restore(origin.restore);
+  } else if ("handover" in origin) {
     rejoined = session.resume(origin.handover);
   } else {
     session.start();
