@@ -3,7 +3,8 @@
  * counters behind `/stats` and the laravel-echo-server HTTP API, plus connection
  * admission for MAX_CLIENTS. It is never on the per-message path: channels report
  * occupancy when it changes and message counters every few seconds, sessions call it once on
- * connect, now and then to renew (leaseRenewalInterval) and once on disconnect.
+ * connect and once on disconnect; renewals (leaseRenewalInterval) come from each
+ * polling session, and from each connection host for all of its sockets at once.
  *
  * A session whose Worker or object dies without running its close handlers never
  * releases its entry, so entries are leases: one not renewed within two and a half
@@ -91,6 +92,12 @@ export class AppObject extends DurableObject<Env> {
   async renew(sessionId: string): Promise<void> {
     this.liveLeases();
     this.lease(sessionId);
+  }
+
+  /** Renews every session a connection host holds, in one request per host and interval. */
+  async renewAll(sessionIds: string[]): Promise<void> {
+    this.liveLeases();
+    for (const sessionId of sessionIds) this.lease(sessionId);
   }
 
   async release(sessionId: string): Promise<void> {
