@@ -4,6 +4,7 @@
  */
 import type { AppObject } from "../durable-objects/app.ts";
 import type { ChannelObject } from "../durable-objects/channel.ts";
+import type { ConnectionHostObject } from "../durable-objects/connection-host.ts";
 import type { PollingSessionObject } from "../durable-objects/polling-session.ts";
 import type { UpstashSubscriberObject } from "../durable-objects/upstash-subscriber.ts";
 import type { WebhookEventName, WebhookMessage } from "./webhooks/events.ts";
@@ -21,6 +22,7 @@ export const WORKER_VARIABLES = [
   "ALLOW_HEADERS",
   "DEV_MODE",
   "MAX_CLIENTS",
+  "HOST_CAPACITY",
   "PING_INTERVAL",
   "PING_TIMEOUT",
   "MAX_PAYLOAD",
@@ -49,6 +51,8 @@ type WorkerVariables = { [name in (typeof WORKER_VARIABLES)[number]]?: string };
 export interface Env extends WorkerVariables {
   CHANNEL: DurableObjectNamespace<ChannelObject>;
   POLLING: DurableObjectNamespace<PollingSessionObject>;
+  /** Connection hosts: client WebSockets, named by (app, Engine.IO version, colo, shard). */
+  HOST: DurableObjectNamespace<ConnectionHostObject>;
   APP: DurableObjectNamespace<AppObject>;
   UPSTASH: DurableObjectNamespace<UpstashSubscriberObject>;
   /** Webhooks to Laravel go through this queue (wrangler.toml). */
@@ -76,6 +80,8 @@ export interface Config {
   devMode: boolean;
   /** Per app, across the edge; 0 means unlimited. */
   maxClients: number;
+  /** WebSockets one connection host holds; a full host sends new ones to the next shard. */
+  hostCapacity: number;
   pingInterval: number;
   pingTimeout: number;
   /** Largest Engine.IO packet or polling body accepted from a client, in bytes. */
@@ -183,6 +189,7 @@ export function readConfig(env: Env): Config {
     },
     devMode: bool(env.DEV_MODE),
     maxClients: int(env.MAX_CLIENTS, 0),
+    hostCapacity: Math.max(1, int(env.HOST_CAPACITY, 10_000)),
     pingInterval: int(env.PING_INTERVAL, 25_000),
     pingTimeout: int(env.PING_TIMEOUT, 20_000),
     maxPayload: int(env.MAX_PAYLOAD, 1_000_000),
