@@ -18,5 +18,6 @@ export default {
 } satisfies ExportedHandler<Env, WebhookMessage>;
 export { AppObject } from "../durable-objects/app.ts";
 export { ChannelObject } from "../durable-objects/channel.ts";
+export { ConnectionHostObject } from "../durable-objects/connection-host.ts";
 export { PollingSessionObject } from "../durable-objects/polling-session.ts";
 export { UpstashSubscriberObject } from "../durable-objects/upstash-subscriber.ts";
