@@ -6,10 +6,12 @@
  * pays (DESIGN.md, measured); here clients reach the runtime itself.
  *
  * Like Cloudflare, which runs Workers and Durable Objects on different machines,
- * the local edge runs the Worker tier (routing, client WebSockets and sessions) and
- * the Durable Object tier (channels, polling sessions, apps) in two workerd
- * processes, joined by miniflare's dev registry: one workerd runs everything on
- * one thread, two use both cores of a small machine.
+ * the local edge runs two workerd processes joined by miniflare's dev registry: one
+ * workerd runs everything on one thread, two use both cores of a small machine. The
+ * Worker tier routes and holds the objects clients talk to directly (connection
+ * hosts and polling sessions), so no client frame crosses processes; the Durable
+ * Object tier holds channels, apps and Upstash subscribers, and reaches hosts and
+ * polling objects once per delivery.
  *
  * Used by `npm start`, the end-to-end tests and the bench; `npm run worker`
  * keeps `wrangler dev` for hot reload while developing.
@@ -24,6 +26,8 @@ import { unstable_getMiniflareWorkerOptions } from "wrangler";
 const ROOT = resolve(import.meta.dirname, "..");
 const WORKER_NAME = "echo-edge";
 const OBJECTS_NAME = "echo-edge-objects";
+/** Classes that hold client connections: they run in the Worker tier, every other class in the object tier. */
+const CLIENT_FACING_CLASSES = new Set(["ConnectionHostObject", "PollingSessionObject"]);
 
 export interface LocalEdgeOptions {
   /** Worker configuration, as `[vars]` and secrets would give it. */
@@ -95,25 +99,36 @@ export async function startLocalEdge(edge: LocalEdgeOptions): Promise<LocalEdge>
         workers: [{ ...options, ...bundle, bindings, ...worker }],
       } as Parameters<typeof convertV4MiniflareOptions>[0]),
     );
-  const persist = { durableObjectsPersist: edge.persistTo ?? join(work, "state") };
+  const state = edge.persistTo ?? join(work, "state");
   const front = { port: edge.port ?? 0, inspectorPort: edge.inspectorPort };
   const runtimes: Miniflare[] = [];
   try {
     if ((edge.tiers ?? 2) === 1) {
-      runtimes.push(runtime({ ...front, ...persist }, { name: WORKER_NAME }));
+      runtimes.push(runtime({ ...front, durableObjectsPersist: state }, { name: WORKER_NAME }));
     } else {
       const registry = { unsafeDevRegistryPath: join(work, "registry") };
-      // The object tier owns every class; the Worker tier reaches them through the registry.
-      const objects = runtime({ port: 0, ...persist, ...registry }, { name: OBJECTS_NAME, cronTriggers: undefined });
+      // Each tier owns its classes and reaches the other tier's through the registry.
+      const bindingsFor = (clientFacing: boolean) =>
+        Object.fromEntries(
+          Object.entries(options.durableObjects as Record<string, { className: string }>).map(([binding, { className }]) => [
+            binding,
+            CLIENT_FACING_CLASSES.has(className) === clientFacing
+              ? { className }
+              : { className, scriptName: clientFacing ? OBJECTS_NAME : WORKER_NAME },
+          ]),
+        );
+      const objects = runtime(
+        { port: 0, durableObjectsPersist: join(state, "objects"), ...registry },
+        { name: OBJECTS_NAME, durableObjects: bindingsFor(false), cronTriggers: undefined },
+      );
       runtimes.push(objects);
       await objects.ready;
-      const remote = Object.fromEntries(
-        Object.entries(options.durableObjects as Record<string, { className: string }>).map(([binding, { className }]) => [
-          binding,
-          { className, scriptName: OBJECTS_NAME },
-        ]),
+      runtimes.unshift(
+        runtime(
+          { ...front, durableObjectsPersist: join(state, "worker"), ...registry },
+          { name: WORKER_NAME, durableObjects: bindingsFor(true), queueConsumers: undefined },
+        ),
       );
-      runtimes.unshift(runtime({ ...front, ...registry }, { name: WORKER_NAME, durableObjects: remote, queueConsumers: undefined }));
     }
     const url = await runtimes[0]!.ready;
     return {
