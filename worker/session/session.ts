@@ -8,7 +8,7 @@
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { AuthResult, PresenceMember } from "../channels/auth.ts";
-import type { ChannelLink, LinkHandlers, Whisper } from "../channels/link.ts";
+import type { Whisper } from "../channels/delivery.ts";
 import { channelKind, isValidChannelName } from "../channels/names.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { Slots, TokenBucket, utf8Length } from "./limits.ts";
@@ -19,17 +19,34 @@ import {
   type SocketRevision,
 } from "../protocol/socketio.ts";
 
-/** How a session reaches channels: Laravel auth, and links to channel objects. */
+/** How a session reaches channels: Laravel auth, and its subscriptions in channel objects. */
 export interface ChannelGateway {
   /** Asks Laravel; `signal` aborts the call once the client no longer wants the channel. */
   authorize(channel: string, authHeaders: unknown, caller: { socketId: string; signal: AbortSignal }): Promise<AuthResult>;
-  /** `resumed`: the link replaces this socket's link from its previous transport (see SessionHandover). */
+  /**
+   * Joins the channel; frames reach `handlers` from then on, the join's own frames first.
+   * `resumed`: the socket's subscription moves here from its previous transport (see SessionHandover).
+   */
   open(channel: string, socketId: string, member: PresenceMember | null, handlers: LinkHandlers, resumed?: boolean): Promise<ChannelLink>;
   /**
    * A subscription the channel already holds, taken up again without any call (a
    * connection host rebuilding its sessions from socket attachments after hibernation).
    */
-  attach(channel: string, socketId: string, member: PresenceMember | null, handlers: LinkHandlers): ChannelLink;
+  attach(channel: string, socketId: string, handlers: LinkHandlers): ChannelLink;
+}
+
+export interface LinkHandlers {
+  onFrames(frames: string[]): void;
+}
+
+/** One subscription as the session holds it. */
+export interface ChannelLink {
+  whisper(whisper: Whisper): void;
+  /**
+   * unsubscribe: presence leaves at once; disconnect: after the reconnect grace;
+   * moved: the subscription goes on from the socket's new transport, so nothing is left.
+   */
+  close(reason: "unsubscribe" | "disconnect" | "moved"): void;
 }
 
 export interface SessionOptions {
@@ -56,17 +73,15 @@ type Subscription = {
   member?: PresenceMember | null;
   /** The client's subscribe payload while auth is pending, so a handover can ask again. */
   request?: unknown;
-  /** After a handover: called when the channel has taken this link away. */
-  onReleased?: () => void;
   /** Cancels the auth call (or its wait for a slot) of a subscription dropped before Laravel answered. */
   auth?: AbortController;
 };
 
 /**
  * A running session as plain data, to continue it on another transport (a polling
- * session upgrading to WebSocket): the new owner opens its links with `resumed`, and
- * each channel then closes the old owner's link in the same turn, so every frame
- * reaches exactly one of them.
+ * session upgrading to WebSocket): the new owner joins its channels with `resumed`:
+ * each channel moves the socket's subscription to it and returns once its deliveries
+ * to the old owner are done, so every frame reaches exactly one of them.
  */
 export interface SessionHandover extends SessionState {
   /** Subscribe payloads (as JSON) still waiting for Laravel: the new owner sends them again. */
@@ -89,7 +104,7 @@ export class Session {
   private readonly options: SessionOptions;
   private connected = false;
   private ended = false;
-  /** The session continues elsewhere: links only deliver frames until their channel takes them away. */
+  /** The session continues elsewhere: frames still reaching it are forwarded until finishHandover(). */
   private handedOver = false;
   private readonly subscriptions = new Map<string, Subscription>();
   private readonly subscribeTokens: TokenBucket;
@@ -152,7 +167,7 @@ export class Session {
     this.options.close(`protocol error: ${detail}`);
   }
 
-  /** Stops this session taking part (its links keep delivering frames until finishHandover()) and describes it for the new owner. */
+  /** Stops this session taking part (frames keep arriving until finishHandover()) and describes it for the new owner. */
   handOver(): SessionHandover {
     this.handedOver = true;
     const state: SessionHandover = { socketId: this.socketId, connected: this.connected, channels: [], pending: [] };
@@ -169,22 +184,14 @@ export class Session {
   }
 
   /**
-   * After handOver(), once the new owner opened its links again: closes the links of
-   * channels it could not rejoin and resolves when the channels have taken the rest away.
+   * After handOver(), once the new owner's resumed joins returned: nothing more is
+   * delivered here for the channels it rejoined; the others are left.
    */
-  async finishHandover(rejoined: string[]): Promise<void> {
-    const released: Promise<void>[] = [];
+  finishHandover(rejoined: string[]): void {
     for (const [channel, subscription] of this.subscriptions) {
-      const link = subscription.link;
-      if (!link) continue;
-      if (rejoined.includes(channel)) {
-        released.push(new Promise((resolve) => (subscription.onReleased = resolve)));
-      } else {
-        subscription.link = null;
-        link.close("disconnect");
-      }
+      subscription.link?.close(rejoined.includes(channel) ? "moved" : "disconnect");
+      subscription.link = null;
     }
-    await Promise.all(released);
   }
 
   /** Continues a session handed over by another transport: rejoins its channels without asking Laravel again; resolves with those rejoined. */
@@ -213,7 +220,7 @@ export class Session {
     this.connected = state.connected;
     for (const { channel, member } of state.channels) {
       const subscription: Subscription = { link: null, kind: channelKind(channel), member };
-      subscription.link = this.options.gateway.attach(channel, this.socketId, member, this.linkHandlers(channel, subscription));
+      subscription.link = this.options.gateway.attach(channel, this.socketId, this.linkHandlers(channel, subscription));
       this.subscriptions.set(channel, subscription);
     }
   }
@@ -323,7 +330,7 @@ export class Session {
     }
     if (!current()) {
       // Handed over meanwhile: the new owner has this channel, so no presence leave either.
-      link.close(this.handedOver ? "disconnect" : "unsubscribe");
+      link.close(this.handedOver ? "moved" : "unsubscribe");
       return false;
     }
     subscription.link = link;
@@ -335,18 +342,8 @@ export class Session {
   private linkHandlers(channel: string, subscription: Subscription): LinkHandlers {
     return {
       onFrames: (frames) => {
-        if (this.ended || this.subscriptions.get(channel) !== subscription) return;
-        // After a handover, frames still reaching a link the new owner replaces are forwarded to it.
-        if (!this.handedOver || subscription.link !== null) this.options.sendFrames(frames);
-      },
-      onLost: () => {
-        if (this.handedOver) {
-          subscription.link = null;
-          return subscription.onReleased?.();
-        }
-        // The channel went away under us (deploy, eviction): reconnecting makes
-        // laravel-echo subscribe again, which is the one recovery path clients have.
-        if (this.isCurrent(channel, subscription)) this.options.close(`link to ${channel} lost`);
+        // After a handover, frames still reaching this session are forwarded to the new owner.
+        if (!this.ended && this.subscriptions.get(channel) === subscription) this.options.sendFrames(frames);
       },
     };
   }
