@@ -1,17 +1,28 @@
 /**
- * Channel Durable Object: one per (app, channel). It accepts links (one WebSocket
- * per subscribed client socket) with the hibernation API, so an idle channel
- * sleeps and costs nothing; everything it needs about a link lives in the link's
- * attachment and survives hibernation and eviction.
+ * Channel Durable Object: one per (app, channel). It records each subscription with
+ * the address its socket is served from (a connection host, or a polling session
+ * object) and delivers every batch once per address over RPC, not once per socket:
+ * the address fans the frames out to its local sockets (worker/channels/delivery.ts).
+ * Subscriptions live in this object's SQLite storage, so it can be evicted between
+ * calls without losing anyone; it holds no sockets and no timers, so it sleeps.
  *
- * Presence is derived from the links: a user joins with their first link and
- * leaves after their last, with a short grace so a reconnecting tab does not make
- * the others see leaving/joining.
+ * Presence is derived from the subscriptions: a user joins with their first socket
+ * and leaves after their last, with a short grace so a reconnecting tab does not
+ * make the others see leaving/joining.
  */
 import { DurableObject } from "cloudflare:workers";
 import { readConfig, type Env } from "../worker/config.ts";
 import type { PresenceMember } from "../worker/channels/auth.ts";
-import { LINK_INFO_HEADER, LINK_SEPARATOR, UNSUBSCRIBE_CLOSE_CODE, type LinkInfo } from "../worker/channels/link.ts";
+import type {
+  ChannelDelivery,
+  ChannelSubscriptions,
+  DeliveryReceipt,
+  DeliveryTarget,
+  JoinRequest,
+  JoinResult,
+  SubscriberAddress,
+  Whisper,
+} from "../worker/channels/delivery.ts";
 import { channelKind, isValidChannelName } from "../worker/channels/names.ts";
 import { eventPacket } from "../worker/protocol/socketio.ts";
 import { createLogger } from "../worker/log.ts";
@@ -39,9 +50,17 @@ export interface ChannelInfo {
   invocations: number;
 }
 
-/** A link's hibernation attachment: what the session said, plus when it joined (members list in join order). */
-interface AttachedLink extends LinkInfo {
-  joinedAt: number;
+/** One subscribed socket (a row of the `subscribers` table). */
+interface Subscriber {
+  socketId: string;
+  at: SubscriberAddress;
+  member: PresenceMember | null;
+  /**
+   * When it was recorded in this object's life (a counter, not stored): a delivery
+   * receipt only drops subscriptions recorded before that delivery started, never a
+   * join that raced it.
+   */
+  recorded: number;
 }
 
 interface PendingLeave {
@@ -60,10 +79,18 @@ const REPORT_RETRY_MS = 5000;
 const LEAVE_PREFIX = "leave:";
 /** Storage key of a user's pending leave; the part after the prefix is the user key members() uses. */
 const leaveKey = (userId: string | number) => LEAVE_PREFIX + JSON.stringify(userId);
+/** One key per address, whatever its incarnation: an address holds subscriptions of one incarnation at a time. */
+const addressKey = (at: SubscriberAddress) => `${at.kind}:${at.name}`;
+const sameAddress = (a: SubscriberAddress, b: SubscriberAddress) =>
+  a.kind === b.kind && a.name === b.name && a.incarnation === b.incarnation;
 
-export class ChannelObject extends DurableObject<Env> {
-  private linksLoaded = false;
-  private readonly links = new Map<WebSocket, AttachedLink>();
+export class ChannelObject extends DurableObject<Env> implements ChannelSubscriptions {
+  /** By socket id, in join order; loaded from storage on the first call after a wake. */
+  private loaded: Map<string, Subscriber> | null = null;
+  private recordings = 0;
+  /** Per address key, the last delivery on its way there: the next one starts after it, so each address sees batches in order. */
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly targets = new Map<string, DeliveryTarget>();
   private batchTableReady = false;
   private counters = { received: 0, delivered: 0 };
   private invocations = 0;
@@ -75,69 +102,79 @@ export class ChannelObject extends DurableObject<Env> {
   private reportQueued = false;
   private readonly webhooks = new ChannelWebhooks(this.env, this.ctx.storage.kv);
 
-  override async fetch(request: Request): Promise<Response> {
+  /**
+   * Records a subscription. A user's first socket makes the others see
+   * `presence:joining`; the socket itself gets `presence:subscribed` in the result.
+   * A resumed join moves the socket's subscription from its old address silently,
+   * and returns once every delivery already on its way there has finished.
+   */
+  async join({ appId, channel, socketId, member, at, resumed }: JoinRequest): Promise<JoinResult> {
     this.invocations++;
-    if (request.headers.get("upgrade") !== "websocket") return new Response("expected a link", { status: 426 });
-    let info: LinkInfo;
-    try {
-      info = JSON.parse(request.headers.get(LINK_INFO_HEADER) ?? "");
-      if (!isValidChannelName(info.channel) || typeof info.socketId !== "string" || typeof info.appId !== "string") {
-        throw new Error("incomplete link info");
-      }
-    } catch (error) {
-      return new Response(`bad link: ${error}`, { status: 400 });
+    if (!isValidChannelName(channel) || typeof socketId !== "string" || typeof appId !== "string") {
+      throw new Error("join: invalid channel, socket or app");
     }
-    this.rememberName(info.appId, info.channel);
-    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
-    this.ctx.acceptWebSocket(server);
-    const links = this.loadLinks();
-    const { resumed, ...attached } = info;
-    const member = info.member;
+    this.rememberName(appId, channel);
+    this.forgetOtherIncarnations(at);
+    const subscribers = this.subscribers();
+    const previous = subscribers.get(socketId);
+    // A join the socket's old transport sent before it moved (an upgrade) must not take it back.
+    if (previous && !resumed && addressKey(previous.at) !== addressKey(at)) return { frames: [] };
     const alreadyPresent = member !== null && this.isPresent(member.user_id);
     const returning = member !== null && this.cancelPendingLeave(member.user_id);
-    // An upgraded socket's new link takes over from its old one in this same turn, so each frame reaches exactly one of them.
-    const replaced = resumed ? this.closeLinksOf(info.socketId) : undefined;
-    const link: AttachedLink = { ...attached, joinedAt: replaced?.joinedAt ?? Date.now() };
-    server.serializeAttachment(link);
-    links.set(server, link);
-    this.webhooks.occupancy(info.appId, info.channel, () => this.isOccupied());
+    this.record({ socketId, at, member, recorded: ++this.recordings });
+    this.webhooks.occupancy(appId, channel, () => this.isOccupied());
+    const frames: string[] = [];
     if (member) {
-      if (!resumed) server.send(eventPacket("presence:subscribed", info.channel, this.members()));
+      if (!resumed) frames.push(eventPacket("presence:subscribed", channel, this.members()));
       if (!alreadyPresent && !returning) {
-        this.broadcast(eventPacket("presence:joining", info.channel, member), server);
-        this.webhooks.memberAdded(info.appId, info.channel, member);
+        this.broadcast(eventPacket("presence:joining", channel, member), socketId);
+        this.webhooks.memberAdded(appId, channel, member);
       }
     }
     void this.report();
-    return new Response(null, { status: 101, webSocket: client });
+    // The new owner collects what reached the old address before taking over (polling → host upgrade).
+    if (resumed && previous && addressKey(previous.at) !== addressKey(at)) await this.inFlight.get(addressKey(previous.at));
+    return { frames };
   }
 
-  /** Fans a batch out to every link: each frame is encoded once; toOthers skips the sender's link. */
+  /** An unsubscribe (leaveNow) or a disconnect; only from the address the socket is subscribed from. */
+  async leave(at: SubscriberAddress, socketId: string, leaveNow: boolean): Promise<void> {
+    this.invocations++;
+    const subscriber = this.subscribers().get(socketId);
+    if (!subscriber || !sameAddress(subscriber.at, at)) return;
+    await this.forget([subscriber], leaveNow);
+  }
+
+  /**
+   * A whisper goes to every other subscriber. The rules are checked here again
+   * rather than trusted to the session: only a socket subscribed from `at`, only on
+   * private and presence channels, only `client-*` events, and no larger than a
+   * connection may whisper in a second.
+   */
+  async whisper(at: SubscriberAddress, socketId: string, whisper: Whisper): Promise<void> {
+    this.invocations++;
+    const subscriber = this.subscribers().get(socketId);
+    const channel = this.channelName();
+    if (!subscriber || !sameAddress(subscriber.at, at) || !channel) return;
+    const refuse = (reason: string) =>
+      createLogger(readConfig(this.env).devMode).warn("whisper_refused", { channel, socketId, reason });
+    if (channelKind(channel) === "public") return refuse("public channel");
+    if (typeof whisper?.event !== "string" || !whisper.event.startsWith("client-")) return refuse("not a client-* event");
+    if (utf8Length(JSON.stringify(whisper)) > readConfig(this.env).whisperBytes) return refuse("larger than WHISPER_BYTES");
+    this.broadcast(eventPacket(whisper.event, channel, whisper.data), socketId);
+    this.webhooks.clientEvent({ appId: this.ctx.storage.kv.get<string>("app")!, channel, socketId, member: subscriber.member }, whisper.event, whisper.data);
+  }
+
+  /** Delivers a batch once per subscriber address: each frame is encoded once; toOthers is applied by the address. */
   async publish(appId: string, channel: string, messages: ChannelMessage[], batch?: BatchStamp): Promise<{ delivered: number; duplicate: boolean }> {
     this.invocations++;
     if (batch !== undefined && this.isDuplicateBatch(batch)) return { delivered: 0, duplicate: true };
     this.rememberName(appId, channel);
-    const frames = messages.map((m) => eventPacket(m.event, channel, m.data));
-    const whole = frames.join(LINK_SEPARATOR);
-    const excluded = new Set<string>();
-    for (const m of messages) if (m.socket) excluded.add(m.socket);
-    let delivered = 0;
-    for (const [ws, link] of this.loadLinks()) {
-      let batch = whole;
-      let count = frames.length;
-      if (excluded.has(link.socketId)) {
-        const own = frames.filter((_, i) => messages[i]!.socket !== link.socketId);
-        if (own.length === 0) continue;
-        batch = own.join(LINK_SEPARATOR);
-        count = own.length;
-      }
-      try {
-        ws.send(batch);
-        delivered += count;
-      } catch {
-        this.dropLink(ws); // the link is closing; its close event does the presence bookkeeping
-      }
-    }
+    const delivered = await this.deliverToAll({
+      channel,
+      frames: messages.map((m) => eventPacket(m.event, channel, m.data)),
+      excluded: messages.map((m) => m.socket ?? null),
+    });
     this.counters.received += messages.length;
     this.counters.delivered += delivered;
     await this.scheduleAlarm(Date.now() + COUNTER_REPORT_DELAY_MS);
@@ -148,8 +185,8 @@ export class ChannelObject extends DurableObject<Env> {
     this.invocations++;
     // Never answer ahead of the app's directory: /channels/:channel and /channels agree.
     await this.reports;
-    const links = this.loadLinks();
-    const info: ChannelInfo = { subscription_count: links.size, occupied: links.size > 0, invocations: this.invocations };
+    const count = this.subscribers().size;
+    const info: ChannelInfo = { subscription_count: count, occupied: count > 0, invocations: this.invocations };
     const channel = this.channelName();
     if (channel && channelKind(channel) === "presence") info.user_count = this.members().length;
     return info;
@@ -158,47 +195,6 @@ export class ChannelObject extends DurableObject<Env> {
   async users(): Promise<{ id: string | number; user_info: unknown }[]> {
     this.invocations++;
     return this.members().map((m) => ({ id: m.user_id, user_info: m.user_info }));
-  }
-
-  /**
-   * A whisper from one link goes to every other link of this channel. The rules are
-   * checked here again rather than trusted to the session: only a subscriber (a link
-   * is one subscription), only on private and presence channels, only `client-*`
-   * events, and no larger than a connection may whisper in a second.
-   */
-  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    this.invocations++;
-    const link = this.loadLinks().get(ws);
-    if (!link) return;
-    const refuse = (reason: string) =>
-      createLogger(readConfig(this.env).devMode).warn("whisper_refused", { channel: link.channel, socketId: link.socketId, reason });
-    if (channelKind(link.channel) === "public") return refuse("public channel");
-    if (typeof message !== "string") return refuse("not text");
-    if (utf8Length(message) > readConfig(this.env).whisperBytes) return refuse("larger than WHISPER_BYTES");
-    let whisper: { event?: unknown; data?: unknown };
-    try {
-      whisper = JSON.parse(message);
-    } catch {
-      return refuse("not JSON");
-    }
-    if (typeof whisper.event !== "string" || !whisper.event.startsWith("client-")) return refuse("not a client-* event");
-    this.broadcast(eventPacket(whisper.event, link.channel, whisper.data), ws);
-    this.webhooks.clientEvent(link, whisper.event, whisper.data);
-  }
-
-  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
-    this.invocations++;
-    await this.linkGone(ws, code === UNSUBSCRIBE_CLOSE_CODE);
-    try {
-      ws.close(1000, "closed");
-    } catch {
-      // already closed
-    }
-  }
-
-  override async webSocketError(ws: WebSocket): Promise<void> {
-    this.invocations++;
-    await this.linkGone(ws, false);
   }
 
   /** Due presence leaves, then one occupancy/counter report to the app object. */
@@ -224,89 +220,165 @@ export class ChannelObject extends DurableObject<Env> {
     if (nextLeave !== null) await this.scheduleAlarm(nextLeave);
   }
 
-  private async linkGone(ws: WebSocket, leaveNow: boolean): Promise<void> {
-    const link = this.loadLinks().get(ws);
-    if (!link) return;
-    this.dropLink(ws);
+  /** Sends a delivery to every address with a socket it has a frame for; resolves with the frames delivered. */
+  private async deliverToAll(delivery: ChannelDelivery): Promise<number> {
+    const addresses = new Map<string, SubscriberAddress>();
+    for (const { socketId, at } of this.subscribers().values()) {
+      const key = addressKey(at);
+      if (addresses.has(key)) continue;
+      // An address whose only sockets are excluded from every frame (a whisper's sender alone on its host) costs no request.
+      if (delivery.excluded.some((excluded) => excluded !== socketId)) addresses.set(key, at);
+    }
+    const counts = await Promise.all([...addresses.values()].map((at) => this.deliverTo(at, delivery)));
+    return counts.reduce((sum, n) => sum + n, 0);
+  }
+
+  /** Queues a delivery to one address behind the one on its way there. */
+  private deliverTo(at: SubscriberAddress, delivery: ChannelDelivery): Promise<number> {
+    const key = addressKey(at);
+    const sent = (this.inFlight.get(key) ?? Promise.resolve()).then(() => this.send(at, delivery));
+    const done = sent.then(() => {});
+    this.inFlight.set(key, done);
+    void done.then(() => {
+      if (this.inFlight.get(key) === done) this.inFlight.delete(key);
+    });
+    return sent;
+  }
+
+  /** One `deliver` call; its receipt tells which recorded subscriptions are gone. Never throws. */
+  private async send(at: SubscriberAddress, delivery: ChannelDelivery): Promise<number> {
+    const key = addressKey(at);
+    const recordedBefore = this.recordings;
+    let receipt: DeliveryReceipt;
+    try {
+      receipt = await this.targetOf(at).deliver(delivery);
+    } catch (error) {
+      // Kept: a failed call says nothing about the sockets; a stub that failed is not reused.
+      this.targets.delete(key);
+      createLogger(readConfig(this.env).devMode).warn("deliver_failed", { channel: delivery.channel, address: key, error: String(error) });
+      return 0;
+    }
+    if (receipt.incarnation !== at.incarnation || receipt.subscribers === 0) {
+      // A restarted host lost those sockets; an address with none left forgot to tell us.
+      const gone = [...this.subscribers().values()].filter(
+        (s) => addressKey(s.at) === key && s.recorded <= recordedBefore && (receipt.subscribers === 0 || s.at.incarnation !== receipt.incarnation),
+      );
+      if (gone.length > 0) await this.forget(gone, false);
+    }
+    return receipt.delivered;
+  }
+
+  private targetOf(at: SubscriberAddress): DeliveryTarget {
+    const key = addressKey(at);
+    let target = this.targets.get(key);
+    if (!target) {
+      target = at.kind === "host" ? this.env.HOST.getByName(at.name) : this.env.POLLING.getByName(at.name);
+      this.targets.set(key, target);
+    }
+    return target;
+  }
+
+  /** A join from a new incarnation of an address: the sockets of the previous one are gone. */
+  private forgetOtherIncarnations(at: SubscriberAddress): void {
+    const key = addressKey(at);
+    const gone = [...this.subscribers().values()].filter((s) => addressKey(s.at) === key && s.at.incarnation !== at.incarnation);
+    if (gone.length > 0) void this.forget(gone, false);
+  }
+
+  /**
+   * Drops subscriptions: a user whose last socket this was leaves now (unsubscribe)
+   * or after PRESENCE_LEAVE_GRACE unless back by then (disconnect).
+   */
+  private async forget(gone: Subscriber[], leaveNow: boolean): Promise<void> {
+    const appId = this.ctx.storage.kv.get<string>("app");
+    const channel = this.channelName();
+    const subscribers = this.subscribers();
+    for (const { socketId } of gone) {
+      subscribers.delete(socketId);
+      this.ctx.storage.sql.exec("DELETE FROM subscribers WHERE socket_id = ?", socketId);
+    }
     // Queued before the awaits below, so info() never answers ahead of the directory.
     void this.report();
-    const member = link.member;
-    if (member && !this.isPresent(member.user_id)) {
-      const grace = readConfig(this.env).presenceLeaveGrace;
+    if (!appId || !channel) return;
+    const grace = readConfig(this.env).presenceLeaveGrace;
+    const leaving = new Map<string, PresenceMember>();
+    for (const { member } of gone) {
+      if (member && !this.isPresent(member.user_id)) leaving.set(JSON.stringify(member.user_id), member);
+    }
+    for (const member of leaving.values()) {
       if (leaveNow || grace === 0) {
         this.cancelPendingLeave(member.user_id);
-        this.broadcast(eventPacket("presence:leaving", link.channel, member));
-        this.webhooks.memberRemoved(link.appId, link.channel, member);
+        this.broadcast(eventPacket("presence:leaving", channel, member));
+        this.webhooks.memberRemoved(appId, channel, member);
       } else {
         const due = Date.now() + grace;
         this.ctx.storage.kv.put(leaveKey(member.user_id), { member, due } satisfies PendingLeave);
         await this.scheduleAlarm(due);
       }
     }
-    this.webhooks.occupancy(link.appId, link.channel, () => this.isOccupied());
+    this.webhooks.occupancy(appId, channel, () => this.isOccupied());
   }
 
-  /** Closes a socket's links without presence changes (its replacement keeps the member present); returns one of them. */
-  private closeLinksOf(socketId: string): AttachedLink | undefined {
-    let closed: AttachedLink | undefined;
-    for (const [ws, link] of this.loadLinks()) {
-      if (link.socketId !== socketId) continue;
-      closed ??= link;
-      this.dropLink(ws);
-      try {
-        ws.close(1000, "replaced");
-      } catch {
-        // already closing
+  /** Presence events and whispers: delivered in order with the publishes, not awaited by the call that caused them. */
+  private broadcast(frame: string, except: string | null = null): void {
+    const channel = this.channelName();
+    if (channel) void this.deliverToAll({ channel, frames: [frame], excluded: [except] });
+  }
+
+  private subscribers(): Map<string, Subscriber> {
+    if (!this.loaded) {
+      const sql = this.ctx.storage.sql;
+      sql.exec(`CREATE TABLE IF NOT EXISTS subscribers (
+        socket_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        incarnation TEXT NOT NULL,
+        member TEXT,
+        joined_at INTEGER NOT NULL
+      )`);
+      this.loaded = new Map();
+      const rows = sql.exec<{ socket_id: string; kind: SubscriberAddress["kind"]; name: string; incarnation: string; member: string | null }>(
+        "SELECT socket_id, kind, name, incarnation, member FROM subscribers ORDER BY joined_at, rowid",
+      );
+      for (const row of rows) {
+        this.loaded.set(row.socket_id, {
+          socketId: row.socket_id,
+          at: { kind: row.kind, name: row.name, incarnation: row.incarnation },
+          member: row.member === null ? null : JSON.parse(row.member),
+          recorded: ++this.recordings,
+        });
       }
     }
-    return closed;
+    return this.loaded;
   }
 
-  private dropLink(ws: WebSocket): void {
-    this.links.delete(ws);
-    // Hibernated sockets come back from getWebSockets(); clearing the attachment
-    // keeps a closing link out of the rebuilt map.
-    try {
-      ws.serializeAttachment(null);
-    } catch {
-      // closed sockets cannot carry attachments
-    }
-  }
-
-  private loadLinks(): Map<WebSocket, AttachedLink> {
-    if (!this.linksLoaded) {
-      for (const ws of this.ctx.getWebSockets()) {
-        const info = ws.deserializeAttachment() as AttachedLink | null;
-        if (info) this.links.set(ws, info);
-      }
-      this.linksLoaded = true;
-    }
-    return this.links;
-  }
-
-  private broadcast(frame: string, except?: WebSocket): void {
-    for (const ws of this.loadLinks().keys()) {
-      if (ws === except) continue;
-      try {
-        ws.send(frame);
-      } catch {
-        this.dropLink(ws);
-      }
-    }
+  /** Inserts a subscription, or moves an existing one (same row, same place in the join order). */
+  private record(subscriber: Subscriber): void {
+    const { socketId, at, member } = subscriber;
+    this.subscribers().set(socketId, subscriber);
+    this.ctx.storage.sql.exec(
+      `INSERT INTO subscribers (socket_id, kind, name, incarnation, member, joined_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (socket_id) DO UPDATE SET kind = excluded.kind, name = excluded.name, incarnation = excluded.incarnation, member = excluded.member`,
+      socketId,
+      at.kind,
+      at.name,
+      at.incarnation,
+      member === null ? null : JSON.stringify(member),
+      Date.now(),
+    );
   }
 
   private isPresent(userId: string | number): boolean {
-    for (const link of this.loadLinks().values()) if (link.member?.user_id === userId) return true;
+    for (const { member } of this.subscribers().values()) if (member?.user_id === userId) return true;
     return false;
   }
 
   /** One entry per user in join order: connected users, then those inside their leave grace. */
   private members(): PresenceMember[] {
     const byUser = new Map<string, PresenceMember>();
-    const links = [...this.loadLinks().values()].sort((a, b) => a.joinedAt - b.joinedAt);
-    for (const link of links) {
-      const key = JSON.stringify(link.member?.user_id);
-      if (link.member && !byUser.has(key)) byUser.set(key, link.member);
+    for (const { member } of this.subscribers().values()) {
+      const key = JSON.stringify(member?.user_id);
+      if (member && !byUser.has(key)) byUser.set(key, member);
     }
     for (const [key, pending] of this.ctx.storage.kv.list<PendingLeave>({ prefix: LEAVE_PREFIX })) {
       const userKey = key.slice(LEAVE_PREFIX.length);
@@ -315,9 +387,9 @@ export class ChannelObject extends DurableObject<Env> {
     return [...byUser.values()];
   }
 
-  /** Links, or members inside their leave grace: a reconnecting tab keeps the channel occupied. */
+  /** Subscriptions, or members inside their leave grace: a reconnecting tab keeps the channel occupied. */
   private isOccupied(): boolean {
-    if (this.loadLinks().size > 0) return true;
+    if (this.subscribers().size > 0) return true;
     for (const _ of this.ctx.storage.kv.list({ prefix: LEAVE_PREFIX, limit: 1 })) return true;
     return false;
   }
@@ -325,7 +397,6 @@ export class ChannelObject extends DurableObject<Env> {
   private cancelPendingLeave(userId: string | number): boolean {
     return this.ctx.storage.kv.delete(leaveKey(userId));
   }
-
 
   /** Sets the alarm unless an earlier one is pending; the pending time is cached to spare a storage read per publish. */
   private async scheduleAlarm(at: number): Promise<void> {
@@ -387,13 +458,12 @@ export class ChannelObject extends DurableObject<Env> {
     const appId = this.ctx.storage.kv.get<string>("app");
     const channel = this.channelName();
     if (!appId || !channel) return;
-    const links = this.loadLinks();
     const counters = this.counters;
     this.counters = { received: 0, delivered: 0 };
     try {
       await this.env.APP.getByName(appId).reportChannel({
         channel,
-        subscriptionCount: links.size,
+        subscriptionCount: this.subscribers().size,
         userCount: channelKind(channel) === "presence" ? this.members().length : null,
         received: counters.received,
         delivered: counters.delivered,

@@ -5,10 +5,12 @@
  *
  * To keep idle clients free, this object mostly carries the Engine.IO handshake
  * until the client upgrades to WebSocket; the Socket.IO session then starts in the
- * Worker holding the WebSocket, with whatever the client sent meanwhile. A client
+ * connection host holding the WebSocket, with whatever the client sent meanwhile. A client
  * that does not upgrade within UPGRADE_GRACE (WebSocket blocked, a slow network,
  * `upgrade: false`) is served from here, and may still upgrade later: the running
  * session is then handed over to the WebSocket as plain data (SessionHandover).
+ * While the session runs here, this object is its channels' delivery address
+ * (`deliver`, with the sid as its incarnation: a sid is never reused).
  *
  * The session is bound to the address that opened it: a request from anywhere else
  * is answered as if the sid did not exist, and changes nothing. A client takes a
@@ -16,6 +18,8 @@
  * handshake), so bare handshakes cannot exhaust the limit.
  */
 import { DurableObject } from "cloudflare:workers";
+import type { ChannelDelivery, DeliveryReceipt, DeliveryTarget } from "../worker/channels/delivery.ts";
+import { LocalSubscriptions } from "../worker/channels/local-subscriptions.ts";
 import { readConfig, type Config, type Env } from "../worker/config.ts";
 import { admitConnection, refuseConnection } from "../worker/engine/admission.ts";
 import { CLIENT_CLOSE, EngineConnection, openPacketFor } from "../worker/engine/connection.ts";
@@ -36,9 +40,6 @@ import { startSession, type StartedSession } from "../worker/session/start.ts";
 
 /** Headers only the Worker sets on the requests it forwards here; stripped from what clients send. */
 export const WORKER_HEADERS = { sid: "x-echo-sid", appId: "x-echo-app", address: "x-echo-address" } as const;
-
-/** How long a handover waits for the channels to take the old links away (they do it at once; this is a safety net). */
-const HANDOVER_TIMEOUT_MS = 5_000;
 
 type Phase =
   | "handshaking" // no session yet: waiting for the upgrade, UPGRADE_GRACE and the first sign of life
@@ -81,7 +82,7 @@ interface PendingPoll {
 
 const utf8 = new TextDecoder();
 
-export class PollingSessionObject extends DurableObject<Env> {
+export class PollingSessionObject extends DurableObject<Env> implements DeliveryTarget {
   private phase: Phase | null = null;
   private version: EngineVersion = 4;
   private sid = "";
@@ -104,6 +105,8 @@ export class PollingSessionObject extends DurableObject<Env> {
   private admitted = false;
   /** Channel frames that reached the handed-over session after the handover, for the WebSocket. */
   private forwarded: string[] = [];
+  /** The session's subscriptions, which channel deliveries fan out to. */
+  private readonly local = new LocalSubscriptions();
 
   private get config(): Config {
     return readConfig(this.env);
@@ -119,6 +122,11 @@ export class PollingSessionObject extends DurableObject<Env> {
     if (request.method === "GET") return this.poll(jsonp);
     if (request.method === "POST") return this.receive(request, jsonp);
     return engineErrorResponse(EngineError.BAD_REQUEST);
+  }
+
+  /** A channel's batch for this session's socket (toOthers applied by LocalSubscriptions). */
+  async deliver(delivery: ChannelDelivery): Promise<DeliveryReceipt> {
+    return { incarnation: this.sid, ...this.local.deliver(delivery) };
   }
 
   /** A WebSocket opened with this sid from `address`: at most one upgrade runs at a time, and only for the owner. */
@@ -167,17 +175,15 @@ export class PollingSessionObject extends DurableObject<Env> {
   }
 
   /**
-   * The WebSocket rejoined `rejoined` (each channel closed our link to it as it did):
-   * ends what is left of the session here and returns the frames that arrived in between.
+   * The WebSocket's resumed joins of `rejoined` returned (each channel finished its
+   * deliveries here first, and delivers there from now on): ends what is left of the
+   * session here and returns the frames that arrived in between.
    */
   async finishHandover(rejoined: string[]): Promise<string[]> {
     const started = this.session;
     if (this.phase !== "upgraded" || !started) return [];
     this.session = null;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, HANDOVER_TIMEOUT_MS)));
-    await Promise.race([started.session.finishHandover(rejoined), timeout]);
-    clearTimeout(timer);
+    started.session.finishHandover(rejoined);
     started.session.end();
     const frames = this.forwarded;
     this.forwarded = [];
@@ -265,6 +271,8 @@ export class PollingSessionObject extends DurableObject<Env> {
         writeFrames: (frames) => this.enqueueFrames(frames),
         close: (reason) => this.closeSession(reason),
         waitUntil: (promise) => this.ctx.waitUntil(promise),
+        at: { kind: "polling", name: this.sid, incarnation: this.sid },
+        local: this.local,
       },
     );
   }

@@ -342,8 +342,9 @@ export class Session {
   private linkHandlers(channel: string, subscription: Subscription): LinkHandlers {
     return {
       onFrames: (frames) => {
-        // After a handover, frames still reaching this session are forwarded to the new owner.
-        if (!this.ended && this.subscriptions.get(channel) === subscription) this.options.sendFrames(frames);
+        if (this.ended || this.subscriptions.get(channel) !== subscription) return;
+        // After a handover, frames still reaching a subscription the new owner took over are forwarded to it.
+        if (!this.handedOver || subscription.link !== null) this.options.sendFrames(frames);
       },
     };
   }

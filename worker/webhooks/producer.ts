@@ -5,7 +5,6 @@
  * a failed subscribe, whisper or publish.
  */
 import type { PresenceMember } from "../channels/auth.ts";
-import type { LinkInfo } from "../channels/link.ts";
 import { readConfig, type Env } from "../config.ts";
 import { createLogger } from "../log.ts";
 import type { WebhookEvent, WebhookEventName } from "./events.ts";
@@ -46,7 +45,7 @@ export class ChannelWebhooks {
     if (events.has(name)) enqueueWebhook(this.env, appId, { name, channel });
   }
 
-  /** Called where the others see `presence:joining`: a user's first link, not a return inside the grace. */
+  /** Called where the others see `presence:joining`: a user's first socket, not a return inside the grace. */
   memberAdded(appId: string, channel: string, member: PresenceMember): void {
     this.member("member_added", appId, channel, member);
   }
@@ -57,11 +56,11 @@ export class ChannelWebhooks {
   }
 
   /** A relayed whisper; `data` goes out as JSON text, as Pusher sends client events. */
-  clientEvent(link: LinkInfo, event: string, data: unknown): void {
-    if (!this.eventsOf(link.appId)?.has("client_event")) return;
-    const webhook: WebhookEvent = { name: "client_event", channel: link.channel, event, data: JSON.stringify(data ?? null), socket_id: link.socketId };
-    if (link.member) webhook.user_id = String(link.member.user_id);
-    enqueueWebhook(this.env, link.appId, webhook);
+  clientEvent(sender: { appId: string; channel: string; socketId: string; member: PresenceMember | null }, event: string, data: unknown): void {
+    if (!this.eventsOf(sender.appId)?.has("client_event")) return;
+    const webhook: WebhookEvent = { name: "client_event", channel: sender.channel, event, data: JSON.stringify(data ?? null), socket_id: sender.socketId };
+    if (sender.member) webhook.user_id = String(sender.member.user_id);
+    enqueueWebhook(this.env, sender.appId, webhook);
   }
 
   private member(name: "member_added" | "member_removed", appId: string, channel: string, member: PresenceMember): void {
