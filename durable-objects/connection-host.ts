@@ -189,7 +189,7 @@ export class ConnectionHost implements DeliveryTarget {
   }
 
   message(ws: WebSocket, data: string | ArrayBuffer): void {
-    const hosted = this.sockets.get(ws);
+    const hosted = this.hosted(ws);
     if (!hosted?.open) return;
     hosted.heardAt = Date.now();
     const size = typeof data === "string" ? data.length : data.byteLength;
@@ -207,7 +207,7 @@ export class ConnectionHost implements DeliveryTarget {
 
   /** The client's WebSocket closed or failed. */
   closed(ws: WebSocket): void {
-    const hosted = this.sockets.get(ws);
+    const hosted = this.hosted(ws);
     if (!hosted) return;
     hosted.open = false;
     this.sockets.delete(ws);
@@ -283,19 +283,30 @@ export class ConnectionHost implements DeliveryTarget {
     return hosted;
   }
 
+  /**
+   * The socket's session. A host woken by a socket's close does not find that socket
+   * in `getWebSockets()`, so it is rebuilt here to leave its channels.
+   */
+  private hosted(ws: WebSocket): HostedSocket | undefined {
+    return this.sockets.get(ws) ?? this.rebuild(ws);
+  }
+
   /** A socket accepted before this host was hibernated or evicted: its session goes on from the attachment. */
-  private rebuild(ws: WebSocket): void {
+  private rebuild(ws: WebSocket): HostedSocket | undefined {
     const attachment = ws.deserializeAttachment() as SocketAttachment | null;
-    if (!attachment?.session) {
+    if (attachment === null) return undefined; // closed by us: its session has ended
+    if (!attachment.session) {
       // An upgrade was in progress: its steps (and the polling side's) were lost with the memory.
       try {
         ws.close(1000, "upgrade interrupted");
       } catch {
         // already closed
       }
-      return;
+      return undefined;
     }
-    this.begin(this.host(ws, attachment), { restore: attachment.session });
+    const hosted = this.host(ws, attachment);
+    this.begin(hosted, { restore: attachment.session });
+    return hosted;
   }
 
   private begin(hosted: HostedSocket, origin: SessionOrigin): void {
@@ -347,6 +358,7 @@ export class ConnectionHost implements DeliveryTarget {
     hosted.open = false;
     this.sockets.delete(hosted.ws);
     try {
+      hosted.ws.serializeAttachment(null);
       hosted.ws.close(closeCodeFor(reason), reason.slice(0, 120));
     } catch {
       // already closed
