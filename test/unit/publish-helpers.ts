@@ -5,8 +5,6 @@
  */
 import { createExecutionContext, env } from "cloudflare:test";
 import { app } from "../../worker/app.ts";
-import { LINK_INFO_HEADER, LINK_SEPARATOR, type LinkInfo } from "../../worker/channels/link.ts";
-import { channelObjectName } from "../../worker/channels/names.ts";
 import { publishPath, signatureHeaders } from "../../worker/publish/signature.ts";
 
 export const APP_A = { appId: "app", key: "secret-key", secret: "app-secret" };
@@ -46,20 +44,4 @@ export async function pusherQuery(secret: string, key: string, path: string, bod
   const hmac = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
   const signature = hex(await crypto.subtle.sign("HMAC", hmac, encoder.encode(`POST\n${path}\n${query}`)));
   return `${query}&auth_signature=${signature}`;
-}
-
-/** Subscribes to `channel` of `appId` the way a session does, recording the `[event, channel, data]` frames it receives. */
-export async function openLink(appId: string, channel: string, socketId: string) {
-  const info: LinkInfo = { appId, channel, socketId, member: null };
-  const stub = env.CHANNEL.getByName(channelObjectName(appId, channel));
-  const response = await stub.fetch("https://channel.internal/link", {
-    headers: { upgrade: "websocket", [LINK_INFO_HEADER]: JSON.stringify(info) },
-  });
-  const ws = response.webSocket!;
-  ws.accept();
-  const frames: unknown[][] = [];
-  ws.addEventListener("message", (event) => {
-    for (const frame of String(event.data).split(LINK_SEPARATOR)) frames.push(JSON.parse(frame.slice(2)));
-  });
-  return { stub, frames };
 }

@@ -4,10 +4,10 @@
  */
 import { describe, expect, it } from "vitest";
 import type { AuthResult, PresenceMember } from "../../worker/channels/auth.ts";
-import type { LinkHandlers, Whisper } from "../../worker/channels/link.ts";
+import type { Whisper } from "../../worker/channels/delivery.ts";
 import type { Config } from "../../worker/config.ts";
 import { readConfig } from "../../worker/config.ts";
-import { Session, type ChannelGateway } from "../../worker/session/session.ts";
+import { Session, type ChannelGateway, type ChannelLink, type LinkHandlers } from "../../worker/session/session.ts";
 
 interface FakeLink {
   channel: string;
@@ -34,14 +34,20 @@ function harness(overrides: Partial<Config> = {}, revision: 4 | 5 = 5) {
       return allowed;
     },
     async open(channel, _socketId, member, handlers) {
-      const link: FakeLink = { channel, member, whispers: [], closed: null, handlers };
-      links.push(link);
-      return {
-        whisper: (w) => link.whispers.push(w),
-        close: (reason) => void (link.closed = reason),
-      };
+      return fakeLink(channel, member, handlers);
+    },
+    attach(channel, _socketId, handlers) {
+      return fakeLink(channel, null, handlers);
     },
   };
+  function fakeLink(channel: string, member: PresenceMember | null, handlers: LinkHandlers): ChannelLink {
+    const link: FakeLink = { channel, member, whispers: [], closed: null, handlers };
+    links.push(link);
+    return {
+      whisper: (w) => link.whispers.push(w),
+      close: (reason) => void (link.closed = reason),
+    };
+  }
   const session = new Session({
     revision,
     socketId: "sock-1",
@@ -128,15 +134,6 @@ describe("subscriptions", () => {
     h.releaseAuth();
     await h.settle();
     expect(h.links.map((l) => [l.channel, l.closed])).toEqual([["private-held", null]]);
-  });
-
-  it("a lost link closes the client so it reconnects and subscribes again", async () => {
-    const h = harness();
-    h.session.receive("0");
-    h.emit("subscribe", { channel: "orders" });
-    await h.settle();
-    h.links[0]!.handlers.onLost();
-    expect(h.closes).toEqual(["link to orders lost"]);
   });
 
   it("end() closes every link as a disconnect", async () => {

@@ -1,0 +1,89 @@
+/**
+ * The Worker entry of the channel tests (vitest project "workerd-channels"): the
+ * worker as deployed, plus DeliveryProbe bound as HOST, so channel objects deliver to
+ * probes. A probe is a minimal connection host: its "sockets" subscribe through the
+ * production gateway (join, whisper, leave over RPC; frames through its
+ * LocalSubscriptions) and record what reaches them, and it counts its `deliver`
+ * calls, which is what a publish costs per address.
+ */
+import { DurableObject } from "cloudflare:workers";
+import type { PresenceMember } from "../../worker/channels/auth.ts";
+import type { ChannelDelivery, DeliveryReceipt, DeliveryTarget, SubscriberAddress, Whisper } from "../../worker/channels/delivery.ts";
+import { channelGateway } from "../../worker/channels/gateway.ts";
+import { LocalSubscriptions } from "../../worker/channels/local-subscriptions.ts";
+import { readConfig, type Env } from "../../worker/config.ts";
+import type { ChannelLink } from "../../worker/session/session.ts";
+
+export { default } from "../../worker/index.ts";
+export * from "../../worker/index.ts";
+
+export class DeliveryProbe extends DurableObject<Env> implements DeliveryTarget {
+  private incarnation = crypto.randomUUID();
+  private local = new LocalSubscriptions();
+  private readonly links = new Map<string, ChannelLink>();
+  /** Per socket, the `[event, channel, data]` frames it received, in order. */
+  private readonly received = new Map<string, unknown[][]>();
+  private deliverCalls = 0;
+  /** Each deliver waits up to this long before fanning out, so overlapping deliveries would reorder. */
+  private jitterMs = 0;
+
+  async deliver(delivery: ChannelDelivery): Promise<DeliveryReceipt> {
+    this.deliverCalls++;
+    if (this.jitterMs > 0) await new Promise((resolve) => setTimeout(resolve, Math.random() * this.jitterMs));
+    return { incarnation: this.incarnation, ...this.local.deliver(delivery) };
+  }
+
+  /** A socket of this probe subscribes, as a session does once Laravel allowed it. */
+  async join(appId: string, channel: string, socketId: string, member: PresenceMember | null = null): Promise<void> {
+    const gateway = channelGateway(this.env, readConfig(this.env), appId, null, this.address(), this.local);
+    const frames = this.framesOf(socketId);
+    const link = await gateway.open(channel, socketId, member, {
+      onFrames: (batch) => frames.push(...batch.map((frame) => JSON.parse(frame.slice(2)) as unknown[])),
+    });
+    this.links.set(`${channel}\n${socketId}`, link);
+  }
+
+  whisper(channel: string, socketId: string, whisper: Whisper): void {
+    this.links.get(`${channel}\n${socketId}`)!.whisper(whisper);
+  }
+
+  close(channel: string, socketId: string, reason: "unsubscribe" | "disconnect"): void {
+    this.links.get(`${channel}\n${socketId}`)!.close(reason);
+    this.links.delete(`${channel}\n${socketId}`);
+  }
+
+  /** The socket is gone without a word to the channel (its leave was lost). */
+  vanish(channel: string, socketId: string): void {
+    this.local.unregister(channel, socketId);
+    this.links.delete(`${channel}\n${socketId}`);
+  }
+
+  /** Restarts empty, as a host whose sockets a deploy dropped: a new incarnation, no subscriptions. */
+  restart(): void {
+    this.incarnation = crypto.randomUUID();
+    this.local = new LocalSubscriptions();
+    this.links.clear();
+  }
+
+  setJitter(ms: number): void {
+    this.jitterMs = ms;
+  }
+
+  frames(socketId: string): unknown[][] {
+    return this.framesOf(socketId);
+  }
+
+  deliveries(): number {
+    return this.deliverCalls;
+  }
+
+  address(): SubscriberAddress {
+    return { kind: "host", name: this.ctx.id.name!, incarnation: this.incarnation };
+  }
+
+  private framesOf(socketId: string): unknown[][] {
+    let frames = this.received.get(socketId);
+    if (!frames) this.received.set(socketId, (frames = []));
+    return frames;
+  }
+}
