@@ -24,22 +24,23 @@ export class DeliveryProbe extends DurableObject<Env> implements DeliveryTarget 
   /** Per socket, the `[event, channel, data]` frames it received, in order. */
   private readonly received = new Map<string, unknown[][]>();
   private deliverCalls = 0;
-  /** Each deliver waits up to this long before fanning out, so overlapping deliveries would reorder. */
-  private jitterMs = 0;
+  /** Each deliver waits this long (or up to this long, at random) before fanning out: overlapping deliveries would reorder. */
+  private delay = { ms: 0, random: false };
 
   async deliver(delivery: ChannelDelivery): Promise<DeliveryReceipt> {
     this.deliverCalls++;
-    if (this.jitterMs > 0) await new Promise((resolve) => setTimeout(resolve, Math.random() * this.jitterMs));
+    const { ms, random } = this.delay;
+    if (ms > 0) await new Promise((resolve) => setTimeout(resolve, random ? Math.random() * ms : ms));
     return { incarnation: this.incarnation, ...this.local.deliver(delivery) };
   }
 
   /** A socket of this probe subscribes, as a session does once Laravel allowed it. */
-  async join(appId: string, channel: string, socketId: string, member: PresenceMember | null = null): Promise<void> {
+  async join(appId: string, channel: string, socketId: string, member: PresenceMember | null = null, resumed = false): Promise<void> {
     const gateway = channelGateway(this.env, readConfig(this.env), appId, null, this.address(), this.local);
     const frames = this.framesOf(socketId);
     const link = await gateway.open(channel, socketId, member, {
       onFrames: (batch) => frames.push(...batch.map((frame) => JSON.parse(frame.slice(2)) as unknown[])),
-    });
+    }, resumed);
     this.links.set(`${channel}\n${socketId}`, link);
   }
 
@@ -65,8 +66,8 @@ export class DeliveryProbe extends DurableObject<Env> implements DeliveryTarget 
     this.links.clear();
   }
 
-  setJitter(ms: number): void {
-    this.jitterMs = ms;
+  setDelay(ms: number, random: boolean): void {
+    this.delay = { ms, random };
   }
 
   frames(socketId: string): unknown[][] {
