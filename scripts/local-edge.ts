@@ -110,11 +110,11 @@ export async function startLocalEdge(edge: LocalEdgeOptions): Promise<LocalEdge>
       // Each tier owns its classes and reaches the other tier's through the registry.
       const bindingsFor = (clientFacing: boolean) =>
         Object.fromEntries(
-          Object.entries(options.durableObjects as Record<string, { className: string }>).map(([binding, { className }]) => [
+          Object.entries(options.durableObjects as Record<string, { className: string }>).map(([binding, object]) => [
             binding,
-            CLIENT_FACING_CLASSES.has(className) === clientFacing
-              ? { className }
-              : { className, scriptName: clientFacing ? OBJECTS_NAME : WORKER_NAME },
+            CLIENT_FACING_CLASSES.has(object.className) === clientFacing
+              ? object
+              : { ...object, scriptName: clientFacing ? OBJECTS_NAME : WORKER_NAME },
           ]),
         );
       const objects = runtime(
