@@ -138,6 +138,7 @@ export class ConnectionHost implements DeliveryTarget {
     this.incarnation = incarnation;
     if (this.identity) this.setAutoResponse(this.identity.version);
     for (const ws of sockets) this.rebuild(ws);
+    if (sockets.length > 0) this.log.debug("host_restored", { host: this.identity?.name, sockets: this.sockets.size });
   }
 
   /** A WebSocket request the Worker forwarded (HOST_HEADERS). */
