@@ -189,7 +189,8 @@ export function readConfig(env: Env): Config {
     },
     devMode: bool(env.DEV_MODE),
     maxClients: int(env.MAX_CLIENTS, 0),
-    hostCapacity: Math.max(1, int(env.HOST_CAPACITY, 10_000)),
+    // Cloudflare holds at most 32,768 hibernatable WebSockets per object.
+    hostCapacity: Math.min(32_768, Math.max(1, int(env.HOST_CAPACITY, 10_000))),
     pingInterval: int(env.PING_INTERVAL, 25_000),
     pingTimeout: int(env.PING_TIMEOUT, 20_000),
     maxPayload: int(env.MAX_PAYLOAD, 1_000_000),
