@@ -149,4 +149,22 @@ describe("a resumed join (upgrade)", () => {
     expect(presence).toEqual([["presence:subscribed", channel, [member(9)]], ["presence:joining", channel, member(1)]]);
     expect(await channelStub(channel).info()).toMatchObject({ subscription_count: 2, user_count: 2 });
   });
+
+  it("a late join or leave from the address the socket moved away from does not take it back", async () => {
+    const channel = "presence-moved";
+    const [from, to, other] = [probeHost(), probeHost(), probeHost()];
+    const watcher = await subscribe(channel, "watch", other, member(9));
+    await subscribe(channel, "moving", from, member(1));
+    await to.join(APP_ID, channel, "moving", member(1), true);
+
+    // The old transport's join that was still on its way when the session moved, then its leave.
+    await from.join(APP_ID, channel, "moving", member(1));
+    await from.close(channel, "moving", "unsubscribe");
+
+    await publish(channel, "After", {});
+    expect(await to.frames("moving")).toEqual([["After", channel, {}]]);
+    expect((await from.frames("moving")).filter((f) => f[0] === "After")).toEqual([]);
+    expect((await watcher.frames()).filter((f) => f[0] === "presence:leaving")).toEqual([]);
+    expect(await channelStub(channel).info()).toMatchObject({ subscription_count: 2, user_count: 2 });
+  });
 });
