@@ -163,7 +163,7 @@ describe("a resumed join (upgrade)", () => {
 
     await publish(channel, "After", {});
     expect(await to.frames("moving")).toEqual([["After", channel, {}]]);
-    expect((await from.frames("moving")).filter((f) => f[0] === "After")).toEqual([]);
+    expect(((await from.frames("moving")) as unknown[][]).filter((f) => f[0] === "After")).toEqual([]);
     expect((await watcher.frames()).filter((f) => f[0] === "presence:leaving")).toEqual([]);
     expect(await channelStub(channel).info()).toMatchObject({ subscription_count: 2, user_count: 2 });
   });
