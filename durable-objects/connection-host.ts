@@ -146,6 +146,7 @@ export class ConnectionHost implements DeliveryTarget {
     const closeWith = request.headers.get(HOST_HEADERS.closeWith);
     if (closeWith !== null) return this.acceptAndClose(closeWith);
     if (this.state.getWebSockets().length >= this.config.hostCapacity) {
+      this.log.debug("host_full", { host: this.identity?.name, capacity: this.config.hostCapacity });
       return new Response("connection host full", { status: 503, headers: { [HOST_FULL_HEADER]: "1" } });
     }
     const version: EngineVersion = new URL(request.url).searchParams.get("EIO") === "4" ? 4 : 3;

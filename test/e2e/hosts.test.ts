@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { closeAll, collect, echoConnected, makeEcho, publishEvent, uniqueChannel, until } from "../support/clients.ts";
 import { TEST_APP, TEST_VARS } from "../support/stack.ts";
 import { startLocalEdge, type LocalEdge } from "../../scripts/local-edge.ts";
+import { startWorker, type RunningWorker } from "../support/worker.ts";
 
 afterEach(closeAll);
 
@@ -88,5 +89,34 @@ describe("a channel served by two hosts", () => {
     // Nothing more arrives late: once per client, in publish order.
     await new Promise((resolve) => setTimeout(resolve, 300));
     for (const items of received) expect(numbered(items.items)).toEqual(all);
+  });
+});
+
+describe("a full connection host", () => {
+  let small: RunningWorker;
+  beforeAll(async () => {
+    small = await startWorker({ ...TEST_VARS, HOST_CAPACITY: "1" });
+  });
+  afterAll(() => small?.stop());
+
+  it("sends the next WebSocket to the next shard: with HOST_CAPACITY=1 three clients connect and each receives", async () => {
+    const channel = uniqueChannel("sharded");
+    const clients = await Promise.all([4, 4, 2].map((version) => echoConnected(makeEcho(version as 2 | 4, {}, small.url))));
+    const received = clients.map((echo) => {
+      const items = collect();
+      echo.channel(channel).listen(".Tick", items.push);
+      return items;
+    });
+    await until(async () => {
+      const response = await fetch(`${small.url}/apps/${TEST_APP.appId}/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${TEST_APP.key}` },
+        body: JSON.stringify({ channel, name: "Tick", data: { probe: true } }),
+      });
+      expect(response.status).toBe(200);
+      for (const items of received) expect(items.items.length).toBeGreaterThan(0);
+    });
+    // The two Engine.IO 4 clients share a version and colo: the second found shard 0 full.
+    expect(small.output()).toMatch(/"event":"host_full","host":"[^"]+\/eio4\/0\/app"/);
   });
 });
