@@ -11,8 +11,8 @@
  * all its clients from one alarm per PING_INTERVAL and absorbs their `3` with a `6`
  * (a noop clients ignore). That same alarm pass closes clients whose last sign of
  * life (`getWebSocketAutoResponseTimestamp`) is too old and renews all the host's
- * MAX_CLIENTS leases in one request. No timer is pending in an idle host; only an
- * upgrade from polling in progress runs one (UPGRADE_TIMEOUT).
+ * MAX_CLIENTS leases in one request, and ends upgrades from polling that did not
+ * complete within UPGRADE_TIMEOUT. A host runs no timers: only its alarm.
  *
  * The Durable Object class is a thin shell over ConnectionHost, which takes the
  * state's socket and storage calls it uses, so tests can drive it directly.
@@ -78,7 +78,8 @@ export type HostState = Pick<
 interface Upgrade {
   polling: DurableObjectStub<PollingSessionObject>;
   token: string;
-  timer: ReturnType<typeof setTimeout>;
+  /** engine.io's upgradeTimeout: a WebSocket that never probes, or probes and never sends `5`, is closed then. */
+  deadline: number;
 }
 
 interface HostedSocket {
@@ -171,17 +172,14 @@ export class ConnectionHost implements DeliveryTarget {
     const upgradeFrom = request.headers.get(HOST_HEADERS.upgradeFrom);
     if (upgradeFrom !== null) {
       const token = request.headers.get(HOST_HEADERS.upgradeToken)!;
-      // engine.io's upgradeTimeout: a WebSocket that never probes, or probes and never sends `5`, is closed.
-      const timer = setTimeout(() => {
-        this.log.debug("upgrade_timeout", { sid: attachment.sid });
-        this.closeSocket(hosted, `upgrade timeout: not completed within ${this.config.upgradeTimeout} ms`);
-      }, this.config.upgradeTimeout);
-      hosted.upgrade = { polling: this.env.POLLING.getByName(upgradeFrom), token, timer };
+      const deadline = attachment.acceptedAt + this.config.upgradeTimeout;
+      hosted.upgrade = { polling: this.env.POLLING.getByName(upgradeFrom), token, deadline };
+      await this.keepAlarm(deadline);
     } else {
       this.write(hosted, [openPacketFor(this.config, attachment.sid, attachment.version, [])]);
       this.begin(hosted, { early: [] });
+      await this.keepAlarm();
     }
-    await this.keepAlarm();
     return switchingProtocols(client);
   }
 
@@ -213,19 +211,28 @@ export class ConnectionHost implements DeliveryTarget {
     if (!hosted) return;
     hosted.open = false;
     this.sockets.delete(ws);
-    if (hosted.upgrade) clearTimeout(hosted.upgrade.timer);
     hosted.started?.engine.close("transport close");
   }
 
   /**
-   * One pass for every socket: Engine.IO 4 pings, ping timeouts for both versions, and
-   * the MAX_CLIENTS lease renewal of all sockets. Scheduled while the host has sockets.
+   * One pass for every socket: upgrades past their deadline, Engine.IO 4 pings, ping
+   * timeouts for both versions, and the MAX_CLIENTS lease renewal of all sockets.
+   * Scheduled while the host has sockets, sooner while an upgrade is in progress.
    */
   async alarm(): Promise<void> {
     const now = Date.now();
     const { pingInterval, pingTimeout } = this.config;
     const sessions: HostedSocket[] = [];
+    let nextDeadline = Infinity;
     for (const hosted of this.sockets.values()) {
+      if (hosted.upgrade) {
+        if (now < hosted.upgrade.deadline) nextDeadline = Math.min(nextDeadline, hosted.upgrade.deadline);
+        else {
+          this.log.debug("upgrade_timeout", { sid: hosted.attachment.sid });
+          this.closeSocket(hosted, `upgrade timeout: not completed within ${this.config.upgradeTimeout} ms`);
+        }
+        continue;
+      }
       if (!hosted.started || !hosted.open) continue;
       // A live client answers a ping (EIO 4) or pings (EIO 3) every interval.
       if (now - this.lastHeard(hosted) > pingInterval + pingTimeout) {
@@ -242,7 +249,7 @@ export class ConnectionHost implements DeliveryTarget {
       this.state.waitUntil(this.env.APP.getByName(this.identity.appId).renewAll(sids).catch(() => {}));
       kv.put(RENEW_AT_KEY, now + leaseRenewalInterval(this.config.maxClients));
     }
-    if (this.sockets.size > 0) await this.state.storage.setAlarm(now + this.alarmPeriod());
+    if (this.sockets.size > 0) await this.state.storage.setAlarm(Math.min(now + this.alarmPeriod(), nextDeadline));
   }
 
   /** Engine.IO 4 hosts ping every interval; Engine.IO 3 hosts only look for silent clients, less often. */
@@ -251,12 +258,15 @@ export class ConnectionHost implements DeliveryTarget {
     return this.identity?.version === 4 ? pingInterval : pingInterval + pingTimeout;
   }
 
-  private async keepAlarm(): Promise<void> {
-    if ((await this.state.storage.getAlarm()) !== null) return;
+  /** Makes sure the alarm runs, and by `by` at the latest. */
+  private async keepAlarm(by = Infinity): Promise<void> {
+    const at = Math.min(Date.now() + this.alarmPeriod(), by);
+    const pending = await this.state.storage.getAlarm();
+    if (pending !== null && pending <= at) return;
     if (this.state.storage.kv.get<number>(RENEW_AT_KEY) === undefined) {
       this.state.storage.kv.put(RENEW_AT_KEY, Date.now() + leaseRenewalInterval(this.config.maxClients));
     }
-    await this.state.storage.setAlarm(Date.now() + this.alarmPeriod());
+    await this.state.storage.setAlarm(at);
   }
 
   private lastHeard(hosted: HostedSocket): number {
@@ -355,7 +365,6 @@ export class ConnectionHost implements DeliveryTarget {
   }
 
   private closeSocket(hosted: HostedSocket, reason: string): void {
-    if (hosted.upgrade) clearTimeout(hosted.upgrade.timer);
     if (!hosted.open) return;
     hosted.open = false;
     this.sockets.delete(hosted.ws);
@@ -385,7 +394,6 @@ export class ConnectionHost implements DeliveryTarget {
       // Presence member data is `unknown` JSON, which the RPC stub's types cannot express.
       const handover = (await upgrade.polling.completeUpgrade(upgrade.token)) as UpgradeHandover | null;
       if (handover === null) return this.closeSocket(hosted, "session is no longer upgradable");
-      clearTimeout(upgrade.timer);
       hosted.upgrade = null;
       if (!hosted.open) return;
       hosted.attachment.cookie ??= handover.cookie;
