@@ -4,7 +4,7 @@
  * in its own Node process, fed from the bench's Redis.
  */
 import { spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { startLocalEdge } from "../scripts/local-edge.ts";
@@ -18,6 +18,22 @@ import type { BenchRedis } from "./redis.ts";
 const ROOT = resolve(import.meta.dirname, "..");
 const APP = { appId: "bench", key: "bench-key" };
 const BRIDGE_SECRET = "bench-bridge-secret";
+
+/** Whether a process listens on a TCP port, from /proc/net/tcp and its socket descriptors. */
+function listensOn(pid: number, port: number): boolean {
+  const inodes = new Set<string>();
+  for (const line of readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields[3] === "0A" && parseInt(fields[1]!.split(":")[1]!, 16) === port) inodes.add(fields[9]!);
+  }
+  return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+    try {
+      return inodes.has(/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? "");
+    } catch {
+      return false; // closed meanwhile
+    }
+  });
+}
 
 /**
  * workerd holds two descriptors per accepted connection (measured: 4,013 for 2,000
@@ -98,8 +114,10 @@ export async function startEchoEdge(redis: BenchRedis, authHost: string, profile
     inspectorPort,
   });
   try {
-    const runtime = descendantsOf(process.pid).find((p) => /\/workerd serve /.test(p.command));
-    if (!runtime) throw new Error("cannot find the workerd process");
+    const runtimes = descendantsOf(process.pid).filter((p) => /\/workerd serve /.test(p.command));
+    const front = runtimes.find((p) => listensOn(p.pid, edge.port));
+    const objects = runtimes.filter((p) => p !== front);
+    if (!front || objects.length !== 1) throw new Error(`expected the Worker tier and the Durable Object tier, found workerd ${runtimes.map((p) => p.pid)}`);
     const profiler = inspectorPort ? new IsolateProfiler(`ws://127.0.0.1:${inspectorPort}/core:user:echo-edge`, edge.bundlePath) : undefined;
     const bridge = await startBridge(redis, edge.url);
     return {
@@ -108,12 +126,13 @@ export async function startEchoEdge(redis: BenchRedis, authHost: string, profile
       url: edge.url,
       speaksEio4: true,
       processes: [
-        { name: "workerd (worker + Durable Objects)", pids: [runtime.pid] },
+        { name: "workerd Worker tier", pids: [front.pid] },
+        { name: "workerd Durable Object tier", pids: [objects[0]!.pid] },
         { name: "bridge", pids: [bridge.pid] },
       ],
       profiler,
       counters: bridge.counters,
-      capacity: connectionCapacity(runtime.pid),
+      capacity: connectionCapacity(front.pid),
       output: () => `${output}\n--- bridge ---\n${bridge.output()}`,
       async stop() {
         await bridge.stop();

@@ -1,7 +1,7 @@
 /**
- * CPU profiles of the worker's isolate (worker and Durable Objects run in it under
- * workerd) through workerd's inspector (one session per isolate), so a bench run
- * can say where echo-edge's CPU goes. Profiles open in Chrome DevTools; a summary of self time goes into the report.
+ * CPU profiles of the Worker tier's isolate (the local edge runs the Durable
+ * Objects in a second workerd) through workerd's inspector (one session per
+ * isolate), so a bench run can say where echo-edge's CPU goes. Profiles open in Chrome DevTools; a summary of self time goes into the report.
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -50,7 +50,7 @@ export class IsolateProfiler {
   }
 
   async start(): Promise<void> {
-    // wrangler's inspector proxy refuses connections without a local Origin.
+    // workerd's inspector refuses connections without a local Origin.
     const socket = new WebSocket(this.#debuggerUrl, { perMessageDeflate: false, origin: "http://localhost" });
     socket.on("message", (data: Buffer) => {
       const message = JSON.parse(data.toString()) as { id?: number; result?: unknown; error?: { message: string } };

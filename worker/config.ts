@@ -1,5 +1,6 @@
 /**
- * Worker configuration: wrangler vars/secrets (or `--var` under wrangler dev),
+ * Worker configuration: wrangler vars and secrets (locally: the environment of
+ * `npm start`, or `--var` under wrangler dev),
  * parsed once per env object. Names follow laravel-echo-server where one exists.
  */
 import type { AppObject } from "../durable-objects/app.ts";

@@ -12,9 +12,11 @@ import {
   connectSocket,
   connected,
   echoConnected,
+  joinPresence,
   makeEcho,
   publishBatch,
   publishEvent,
+  type PresenceUser,
   uniqueChannel,
   until,
   workerUrl,
@@ -176,15 +178,7 @@ describe.each(CLIENT_VERSIONS)("private channels, socket.io-client %i", (version
 });
 
 describe("presence channels", () => {
-  type Member = { id: number; name: string };
-  function join(echo: EchoClient, channel: string) {
-    const here = collect<Member[]>();
-    const joining = collect<Member>();
-    const leaving = collect<Member>();
-    echo.join(channel.slice("presence-".length)).here(here.push).joining(joining.push).leaving(leaving.push);
-    return { here: here.items, joining: joining.items, leaving: leaving.items };
-  }
-  const ids = (members: Member[] | undefined) => (members ?? []).map((m) => m.id).sort((x, y) => x - y);
+  const ids = (members: PresenceUser[] | undefined) => (members ?? []).map((m) => m.id).sort((x, y) => x - y);
 
   it.each([
     [4, 4],
@@ -192,10 +186,10 @@ describe("presence channels", () => {
   ] as [ClientVersion, ClientVersion][])("here / joining / leaving between two users (clients %i and %i)", async (v1, v2) => {
     const channel = uniqueChannel("presence-room");
     const taylor = await echoConnected(makeEcho(v1, asUser(1)));
-    const t = join(taylor, channel);
+    const t = joinPresence(taylor, channel);
     await until(() => expect(ids(t.here[0])).toEqual([1]));
     const abigail = await echoConnected(makeEcho(v2, asUser(2)));
-    const a = join(abigail, channel);
+    const a = joinPresence(abigail, channel);
     await until(() => expect(ids(a.here[0])).toEqual([1, 2]));
     await until(() => expect(t.joining).toEqual([{ id: 2, name: "Abigail" }]));
     abigail.leave(channel.slice("presence-".length));
@@ -205,13 +199,13 @@ describe("presence channels", () => {
   it("the same user in two tabs is listed once, joins once, leaves after the last tab", async () => {
     const channel = uniqueChannel("presence-tabs");
     const observer = await echoConnected(makeEcho(4, asUser(3)));
-    const o = join(observer, channel);
+    const o = joinPresence(observer, channel);
     await until(() => expect(ids(o.here[0])).toEqual([3]));
     const tab1 = await echoConnected(makeEcho(4, asUser(1)));
-    join(tab1, channel);
+    joinPresence(tab1, channel);
     await until(() => expect(o.joining).toHaveLength(1));
     const tab2 = await echoConnected(makeEcho(2, asUser(1)));
-    const second = join(tab2, channel);
+    const second = joinPresence(tab2, channel);
     await until(() => expect(ids(second.here[0])).toEqual([1, 3]));
     tab1.disconnect();
     // Wait past the leave grace: the user still has tab2, so nobody may see leaving.
@@ -226,10 +220,10 @@ describe("presence channels", () => {
     const channel = uniqueChannel("presence-crowd");
     const users = Array.from({ length: 20 }, (_, i) => 100 + i);
     const crowd = await Promise.all(users.map((id, i) => echoConnected(makeEcho(i % 2 ? 2 : 4, asUser(id)))));
-    crowd.forEach((echo) => join(echo, channel));
+    crowd.forEach((echo) => joinPresence(echo, channel));
     const latecomer = await echoConnected(makeEcho(4, asUser(3)));
     await until(async () => {
-      const l = join(latecomer, channel);
+      const l = joinPresence(latecomer, channel);
       await until(() => expect(l.here.length).toBe(1));
       expect(ids(l.here[0])).toEqual([3, ...users]);
       latecomer.leave(channel.slice("presence-".length));
@@ -240,16 +234,16 @@ describe("presence channels", () => {
   it("a lone member is listed from Laravel's answer", async () => {
     const channel = uniqueChannel("presence-pusher");
     const echo = await echoConnected(makeEcho(4, { auth: { headers: { Authorization: "Bearer 2" } } }));
-    const p = join(echo, channel);
+    const p = joinPresence(echo, channel);
     await until(() => expect(p.here).toEqual([[{ id: 2, name: "Abigail" }]]));
   });
 
   it("a user who reconnects within the grace does not flap for others", async () => {
     const channel = uniqueChannel("presence-flaky");
     const observer = await echoConnected(makeEcho(4, asUser(3)));
-    const o = join(observer, channel);
+    const o = joinPresence(observer, channel);
     const flaky = await echoConnected(makeEcho(2, asUser(2)));
-    const f = join(flaky, channel);
+    const f = joinPresence(flaky, channel);
     await until(() => expect(o.joining).toHaveLength(1));
     await until(() => expect(f.here).toHaveLength(1));
     // The server drops the connection; laravel-echo reconnects and subscribes again.

@@ -4,7 +4,8 @@
  * network gets. Runs its own worker (MAX_CLIENTS=20, a small polling outbox, a
  * short upgrade timeout, a ping timeout longer than that, as by default) so its
  * limits are this file's alone. Clients that must be somewhere else bind to
- * 127.0.0.2: under wrangler dev the worker sees the peer address as CF-Connecting-IP.
+ * 127.0.0.2: on the local edge miniflare gives the worker the peer address as
+ * CF-Connecting-IP.
  */
 import { createServer, request as httpRequest, type IncomingMessage } from "node:http";
 import { connect, type Socket } from "node:net";

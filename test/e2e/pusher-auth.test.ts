@@ -15,6 +15,7 @@ import {
   closeAll,
   collect,
   echoConnected,
+  joinPresence,
   makeEcho,
   uniqueChannel,
   until,
@@ -74,14 +75,6 @@ describe.each(CLIENT_VERSIONS)("private channels, socket.io-client %i", (version
 });
 
 describe("presence channels", () => {
-  type Member = { id: number; name: string };
-  function join(echo: EchoClient, channel: string) {
-    const here = collect<Member[]>();
-    const joining = collect<Member>();
-    const leaving = collect<Member>();
-    echo.join(channel.slice("presence-".length)).here(here.push).joining(joining.push).leaving(leaving.push);
-    return { here: here.items, joining: joining.items, leaving: leaving.items };
-  }
 
   it.each([
     [4, 2],
@@ -89,10 +82,10 @@ describe("presence channels", () => {
   ] as [ClientVersion, ClientVersion][])("here / joining / leaving carry user_info (clients %i and %i)", async (v1, v2) => {
     const channel = uniqueChannel("presence-pusher.room");
     const taylor = await echoFor(v1, 1);
-    const t = join(taylor, channel);
+    const t = joinPresence(taylor, channel);
     await until(() => expect(t.here).toEqual([[{ id: 1, name: "Taylor" }]]));
     const abigail = await echoFor(v2, 2);
-    const a = join(abigail, channel);
+    const a = joinPresence(abigail, channel);
     await until(() => expect(a.here).toEqual([[{ id: 1, name: "Taylor" }, { id: 2, name: "Abigail" }]]));
     await until(() => expect(t.joining).toEqual([{ id: 2, name: "Abigail" }]));
     abigail.leave(channel.slice("presence-".length));

@@ -1,7 +1,7 @@
 /**
  * Issue 11 part 3: webhooks to Laravel in Pusher's format, through the Cloudflare
- * Queue (which runs under wrangler dev too). Runs its own worker whose apps have
- * secrets and whose WEBHOOK_URL points at the receiver fixture; clients are
+ * Queue (which miniflare runs on the local edge too). Runs its own worker whose
+ * apps have secrets and whose WEBHOOK_URL points at the receiver fixture; clients are
  * laravel-echo on socket.io-client 2 and 4, private and presence channels are
  * authorized by the Laravel auth fixture, and every webhook is checked with the
  * official Pusher SDK's webhook validation, as a Laravel handler checks it.

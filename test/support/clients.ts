@@ -108,6 +108,18 @@ export function collect<T = unknown>(): { items: T[]; push: (item: T) => void } 
   return { items, push: (item: T) => void items.push(item) };
 }
 
+/** A presence member as the Laravel auth fixture describes users. */
+export type PresenceUser = { id: number; name: string };
+
+/** Joins a presence channel through laravel-echo, recording what `here`, `joining` and `leaving` receive. */
+export function joinPresence(echo: EchoClient, channel: string) {
+  const here = collect<PresenceUser[]>();
+  const joining = collect<PresenceUser>();
+  const leaving = collect<PresenceUser>();
+  echo.join(channel.slice("presence-".length)).here(here.push).joining(joining.push).leaving(leaving.push);
+  return { here: here.items, joining: joining.items, leaving: leaving.items };
+}
+
 let counter = 0;
 /** A channel name no other test uses (files share one worker). */
 export const uniqueChannel = (prefix: string) => `${prefix}.${process.pid}.${Date.now().toString(36)}.${counter++}`;

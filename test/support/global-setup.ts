@@ -1,6 +1,7 @@
 /**
- * One Redis, one Laravel auth fixture and one worker (wrangler dev) shared by the
- * Node test files; their addresses reach tests through `inject()`. Redis and the
+ * One Redis, one Laravel auth fixture and one worker (on the local edge, as `npm
+ * start` serves it: test/support/worker.ts) shared by the Node test files; their
+ * addresses reach tests through `inject()`. Redis and the
  * dashboard test's Chromium are installed first when the machine lacks them.
  */
 import type { TestProject } from "vitest/node";

@@ -1,7 +1,7 @@
 /**
- * Issue 9 item 1, polling part, inside workerd (under wrangler dev the runtime takes
- * in a whole upload itself, so the cap is checked in the isolate): a polling POST
- * over MAX_PAYLOAD is answered 413 after at most the cap (plus one chunk) was read,
+ * Issue 9 item 1, polling part, inside workerd (the runtime in front of the isolate
+ * may take in a whole upload itself, so the cap is checked in the isolate): a polling
+ * POST over MAX_PAYLOAD is answered 413 after at most the cap (plus one chunk) was read,
  * streamed or declared, and ends that session.
  */
 import { createExecutionContext, env } from "cloudflare:test";

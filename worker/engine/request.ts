@@ -18,7 +18,8 @@ export interface EngineQuery {
  * The client's address, which a polling session and its upgrade are bound to: a sid
  * others have seen (socket.io-client 2 shares it as the socket id) is no key to the
  * session from elsewhere. Cloudflare sets CF-Connecting-IP and overwrites any sent by
- * the client; under wrangler dev it is the peer address.
+ * the client; locally (miniflare, wrangler dev) it is the peer address unless the
+ * client sent one itself.
  */
 export function clientAddress(request: Request): string {
   return request.headers.get("cf-connecting-ip") ?? "";
