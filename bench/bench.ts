@@ -30,7 +30,7 @@ function log(line: string): void {
 }
 
 function startTarget(target: TargetName, options: BenchOptions, redis: BenchRedis, authHost: string): Promise<RunningServer> {
-  return target === "laravel-echo-server" ? startLaravelEchoServer(redis, authHost) : startEchoEdge(redis, authHost, options.profile);
+  return target === "laravel-echo-server" ? startLaravelEchoServer(redis, authHost) : startEchoEdge(redis, authHost, options.profile, options.tiers);
 }
 
 /**

@@ -105,29 +105,33 @@ async function startBridge(redis: BenchRedis, echoUrl: string) {
   };
 }
 
-export async function startEchoEdge(redis: BenchRedis, authHost: string, profile: boolean): Promise<RunningServer> {
+export async function startEchoEdge(redis: BenchRedis, authHost: string, profile: boolean, tiers: 1 | 2): Promise<RunningServer> {
   let output = "";
   const inspectorPort = profile ? await freePort() : undefined;
   const edge = await startLocalEdge({
     vars: { CLIENTS: JSON.stringify([APP]), BRIDGE_SECRET, AUTH_HOST: authHost },
     onLog: (line) => (output += line + "\n"),
     inspectorPort,
+    tiers,
   });
   try {
     const runtimes = descendantsOf(process.pid).filter((p) => /\/workerd serve /.test(p.command));
     const front = runtimes.find((p) => listensOn(p.pid, edge.port));
     const objects = runtimes.filter((p) => p !== front);
-    if (!front || objects.length !== 1) throw new Error(`expected the Worker tier and the Durable Object tier, found workerd ${runtimes.map((p) => p.pid)}`);
+    if (!front || objects.length !== tiers - 1) throw new Error(`expected ${tiers} workerd tiers, found workerd ${runtimes.map((p) => p.pid)}`);
     const profiler = inspectorPort ? new IsolateProfiler(`ws://127.0.0.1:${inspectorPort}/core:user:echo-edge`, edge.bundlePath) : undefined;
     const bridge = await startBridge(redis, edge.url);
     return {
       name: "echo-edge",
-      description: `echo-edge: worker on workerd as npm start serves it (miniflare, no proxy), bridge in Node ${process.version}`,
+      description:
+        `echo-edge: worker on workerd as npm start serves it (miniflare, no proxy), ` +
+        (tiers === 2 ? "Worker tier and Durable Object tier in two workerd processes" : "one workerd process") +
+        `; bridge in Node ${process.version}`,
       url: edge.url,
       speaksEio4: true,
       processes: [
-        { name: "workerd Worker tier", pids: [front.pid] },
-        { name: "workerd Durable Object tier", pids: [objects[0]!.pid] },
+        { name: tiers === 2 ? "workerd Worker tier" : "workerd", pids: [front.pid] },
+        ...objects.map((p) => ({ name: "workerd Durable Object tier", pids: [p.pid] })),
         { name: "bridge", pids: [bridge.pid] },
       ],
       profiler,

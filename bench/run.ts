@@ -22,7 +22,8 @@ const USAGE = `usage: npm run bench -- [flags]
   --fanout-clients N  subscribers of the one-channel scenario (${DEFAULT_OPTIONS.fanOutClients})
   --fanout-rate N     msg/s of the one-channel scenario (${DEFAULT_OPTIONS.fanOutRate})
   --deflate           clients offer permessage-deflate (as browsers do)
-  --profile           CPU-profile echo-edge's worker isolate while measuring (bench/.work/profiles/)`;
+  --profile           CPU-profile echo-edge's worker isolate while measuring (bench/.work/profiles/)
+  --tiers N           workerd processes of echo-edge's local edge: 2 as npm start runs it, or 1 (${DEFAULT_OPTIONS.tiers})`;
 
 function listOf<T extends string>(raw: string | undefined, allowed: readonly T[], fallback: T[]): T[] {
   if (raw === undefined) return fallback;
@@ -37,6 +38,11 @@ function count(raw: string | undefined, fallback: number, name: string): number 
   const value = Number(raw);
   if (!Number.isFinite(value) || value < 0) throw new Error(`--${name} must be a number >= 0, got "${raw}"`);
   return value;
+}
+
+function tierCount(raw: string): 1 | 2 {
+  if (raw !== "1" && raw !== "2") throw new Error(`--tiers must be 1 or 2, got "${raw}"`);
+  return raw === "1" ? 1 : 2;
 }
 
 function parseOptions(argv: string[]): BenchOptions {
@@ -54,6 +60,7 @@ function parseOptions(argv: string[]): BenchOptions {
       "fanout-rate": { type: "string" },
       deflate: { type: "boolean" },
       profile: { type: "boolean" },
+      tiers: { type: "string" },
       help: { type: "boolean" },
     },
   });
@@ -74,6 +81,7 @@ function parseOptions(argv: string[]): BenchOptions {
     fanOutRate: count(values["fanout-rate"], d.fanOutRate, "fanout-rate"),
     deflate: values.deflate ?? d.deflate,
     profile: values.profile ?? d.profile,
+    tiers: values.tiers === undefined ? d.tiers : tierCount(values.tiers),
   };
 }
 

@@ -26,6 +26,8 @@ export interface BenchOptions {
   deflate: boolean;
   /** CPU-profile echo-edge's worker isolate during each measured window. */
   profile: boolean;
+  /** workerd processes of the local edge: 2 (Worker tier and Durable Object tier) as npm start runs it, or 1. */
+  tiers: 1 | 2;
 }
 
 export const DEFAULT_OPTIONS: BenchOptions = {
@@ -40,6 +42,7 @@ export const DEFAULT_OPTIONS: BenchOptions = {
   fanOutRate: 20,
   deflate: false,
   profile: false,
+  tiers: 2,
 };
 
 export interface LoadScenario {
