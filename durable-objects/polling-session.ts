@@ -136,7 +136,7 @@ export class PollingSessionObject extends DurableObject<Env> implements Delivery
     if (!(await this.admit())) return { ok: false, error: "forbidden" };
     if (this.phase === "closed") return { ok: false, error: "unknown" };
     const token = crypto.randomUUID();
-    // The Worker closes a WebSocket that does not complete in time; this frees the session for polling if the Worker is gone.
+    // The host closes a WebSocket that does not complete in time; this frees the session for polling if the host is gone.
     const timer = setTimeout(() => this.abandonUpgrade(token), this.config.upgradeTimeout);
     this.upgrade = { token, probed: false, timer };
     return { ok: true, token, appId: this.appId, version: this.version };

@@ -1,7 +1,7 @@
 /**
  * Wires a client's Engine.IO connection to its Socket.IO session and starts both,
- * whatever the transport: the WebSocket path in the Worker and the polling path in
- * a PollingSessionObject both start sessions here.
+ * whatever holds the client: a connection host (WebSocket) and a PollingSessionObject
+ * both start, restore and resume sessions here.
  */
 import { channelGateway } from "../channels/gateway.ts";
 import type { Config, Env } from "../config.ts";
