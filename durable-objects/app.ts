@@ -17,6 +17,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { readConfig, type Env } from "../worker/config.ts";
+import { leaseRenewalInterval } from "../worker/engine/admission.ts";
 
 export interface ChannelReport {
   channel: string;
@@ -53,15 +54,6 @@ const CHANNEL_PREFIX = "channel:";
 const bySubscriptions = (a: ChannelEntry, b: ChannelEntry) => b.subscription_count - a.subscription_count;
 const CONNECTION_PREFIX = "connection:";
 const PRUNE_EVERY_MS = 30_000;
-
-/**
- * How often a live session renews its lease (each renewal is a Durable Object request):
- * every minute where MAX_CLIENTS is set, so a dead session's slot comes back within
- * minutes; every ten minutes without a limit, where the count only feeds /stats.
- */
-export function leaseRenewalInterval(maxClients: number): number {
-  return maxClients > 0 ? 60_000 : 600_000;
-}
 
 export class AppObject extends DurableObject<Env> {
   /** Admitted sessions and when their lease ends; loaded from storage once per object lifetime. */

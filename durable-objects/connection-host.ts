@@ -27,29 +27,9 @@ import { ProtocolError } from "../worker/protocol/errors.ts";
 import { decodeFrame, encodeFrame, type EnginePacket, type EngineVersion } from "../worker/protocol/engineio.ts";
 import type { SessionHandover, SessionState } from "../worker/session/session.ts";
 import { startSession, type SessionOrigin, type StartedSession } from "../worker/session/start.ts";
-import { leaseRenewalInterval } from "./app.ts";
+import { HOST_FULL_HEADER, HOST_HEADERS } from "../worker/engine/forwarding.ts";
+import { leaseRenewalInterval } from "../worker/engine/admission.ts";
 import type { PollingSessionObject, UpgradeHandover } from "./polling-session.ts";
-
-/** Headers only the Worker sets on the WebSocket requests it forwards to a host; stripped from what clients send. */
-export const HOST_HEADERS = {
-  /** This host's name (it keeps it: channels address it by name). */
-  host: "x-echo-host",
-  sid: "x-echo-sid",
-  appId: "x-echo-app",
-  /** An upgrade: the polling session's sid and the token `beginUpgrade` gave. */
-  upgradeFrom: "x-echo-upgrade-from",
-  upgradeToken: "x-echo-upgrade-token",
-  /** Accept the WebSocket and close it at once with this reason (a second WebSocket on an upgraded sid). */
-  closeWith: "x-echo-close",
-} as const;
-
-/** Set on a full host's refusal: the Worker tries the next shard. */
-export const HOST_FULL_HEADER = "x-echo-host-full";
-
-/** The host a WebSocket of `appId` and Engine.IO `version` arriving at `colo` goes to, in shard `shard`. */
-export function hostName(appId: string, version: EngineVersion, colo: string, shard: number): string {
-  return `${colo}/eio${version}/${shard}/${appId}`;
-}
 
 /** What a socket's attachment holds: enough to rebuild its session after hibernation or eviction. */
 interface SocketAttachment {

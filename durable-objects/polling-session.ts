@@ -24,6 +24,7 @@ import { readConfig, type Config, type Env } from "../worker/config.ts";
 import { admitConnection, refuseConnection } from "../worker/engine/admission.ts";
 import { CLIENT_CLOSE, EngineConnection, openPacketFor } from "../worker/engine/connection.ts";
 import { EngineError, engineErrorResponse } from "../worker/engine/errors.ts";
+import { POLLING_HEADERS } from "../worker/engine/forwarding.ts";
 import { readBodyWithin } from "../worker/http/body.ts";
 import { createLogger } from "../worker/log.ts";
 import { ProtocolError } from "../worker/protocol/errors.ts";
@@ -37,9 +38,6 @@ import {
 } from "../worker/protocol/engineio.ts";
 import type { SessionHandover } from "../worker/session/session.ts";
 import { startSession, type StartedSession } from "../worker/session/start.ts";
-
-/** Headers only the Worker sets on the requests it forwards here; stripped from what clients send. */
-export const WORKER_HEADERS = { sid: "x-echo-sid", appId: "x-echo-app", address: "x-echo-address" } as const;
 
 type Phase =
   | "handshaking" // no session yet: waiting for the upgrade, UPGRADE_GRACE and the first sign of life
@@ -114,8 +112,8 @@ export class PollingSessionObject extends DurableObject<Env> implements Delivery
 
   override async fetch(request: Request): Promise<Response> {
     const jsonp = new URL(request.url).searchParams.get("j");
-    if (request.headers.has(WORKER_HEADERS.sid)) return this.handshake(request, jsonp);
-    if (!this.isOwner(request.headers.get(WORKER_HEADERS.address))) return engineErrorResponse(EngineError.UNKNOWN_SID);
+    if (request.headers.has(POLLING_HEADERS.sid)) return this.handshake(request, jsonp);
+    if (!this.isOwner(request.headers.get(POLLING_HEADERS.address))) return engineErrorResponse(EngineError.UNKNOWN_SID);
     // engine.io's answer to polling on a sid whose transport is now a WebSocket.
     if (this.phase === "upgraded") return engineErrorResponse(EngineError.BAD_REQUEST);
     if (!(await this.admit())) return refuseConnection(this.config, this.appId);
@@ -197,9 +195,9 @@ export class PollingSessionObject extends DurableObject<Env> implements Delivery
   private handshake(request: Request, jsonp: string | null): Response {
     const url = new URL(request.url);
     this.version = url.searchParams.get("EIO") === "4" ? 4 : 3;
-    this.sid = request.headers.get(WORKER_HEADERS.sid)!;
-    this.appId = request.headers.get(WORKER_HEADERS.appId)!;
-    this.address = request.headers.get(WORKER_HEADERS.address) ?? "";
+    this.sid = request.headers.get(POLLING_HEADERS.sid)!;
+    this.appId = request.headers.get(POLLING_HEADERS.appId)!;
+    this.address = request.headers.get(POLLING_HEADERS.address) ?? "";
     this.cookie = request.headers.get("cookie");
     this.phase = "handshaking";
     const config = this.config;

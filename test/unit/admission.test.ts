@@ -7,7 +7,7 @@
  */
 import { env, evictDurableObject } from "cloudflare:test";
 import { afterEach, expect, it, vi } from "vitest";
-import { leaseRenewalInterval } from "../../durable-objects/app.ts";
+import { leaseRenewalInterval } from "../../worker/engine/admission.ts";
 import { readConfig } from "../../worker/config.ts";
 
 const RENEWAL = leaseRenewalInterval(readConfig(env).maxClients);

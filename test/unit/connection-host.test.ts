@@ -7,7 +7,7 @@
 import { SELF, env, evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import { channelObjectName } from "../../worker/channels/names.ts";
-import { hostName } from "../../durable-objects/connection-host.ts";
+import { hostName } from "../../worker/engine/forwarding.ts";
 
 const APP = { appId: "app", key: "secret-key" };
 /** The colo the tests' requests claim, so they know which host they land in. */

@@ -29,3 +29,12 @@ export function refuseConnection(config: Config, appId: string, headers: Headers
   createLogger(config.devMode).warn("connection_refused", { appId, reason: "MAX_CLIENTS", maxClients: config.maxClients });
   return engineErrorResponse(EngineError.FORBIDDEN, headers, `too many clients: MAX_CLIENTS (${config.maxClients}) reached`);
 }
+
+/**
+ * How often a live session renews its lease (each renewal is a Durable Object request):
+ * every minute where MAX_CLIENTS is set, so a dead session's slot comes back within
+ * minutes; every ten minutes without a limit, where the count only feeds /stats.
+ */
+export function leaseRenewalInterval(maxClients: number): number {
+  return maxClients > 0 ? 60_000 : 600_000;
+}

@@ -12,8 +12,7 @@ import { EngineError, engineErrorResponse } from "../engine/errors.ts";
 import { clientAddress, parseEngineQuery } from "../engine/request.ts";
 import { isWellFormedId, randomId } from "../ids.ts";
 import type { EngineVersion } from "../protocol/engineio.ts";
-import { WORKER_HEADERS } from "../../durable-objects/polling-session.ts";
-import { HOST_FULL_HEADER, HOST_HEADERS, hostName } from "../../durable-objects/connection-host.ts";
+import { HOST_FULL_HEADER, HOST_HEADERS, POLLING_HEADERS, hostName } from "../engine/forwarding.ts";
 
 export const socketIoRoutes = new Hono<{ Bindings: Env }>();
 
@@ -106,7 +105,7 @@ socketIoRoutes.on(["GET", "POST", "OPTIONS", "PUT", "DELETE", "PATCH"], ["/socke
     if (!isWellFormedId(query.sid)) return engineErrorResponse(EngineError.UNKNOWN_SID, cors);
     const polling = env.POLLING.getByName(query.sid);
     if (query.transport === "polling") {
-      return withHeaders(await polling.fetch(forwardedRequest(request, WORKER_HEADERS, { address })), cors);
+      return withHeaders(await polling.fetch(forwardedRequest(request, POLLING_HEADERS, { address })), cors);
     }
     const upgrade = await polling.beginUpgrade(address);
     if (!upgrade.ok) {
@@ -142,6 +141,6 @@ socketIoRoutes.on(["GET", "POST", "OPTIONS", "PUT", "DELETE", "PATCH"], ["/socke
   if (config.maxClients > 0 && !(await env.APP.getByName(appId).hasRoom(config.maxClients))) {
     return refuseConnection(config, appId, cors);
   }
-  const handshake = forwardedRequest(request, WORKER_HEADERS, { sid, appId, address });
+  const handshake = forwardedRequest(request, POLLING_HEADERS, { sid, appId, address });
   return withHeaders(await env.POLLING.getByName(sid).fetch(handshake), cors);
 });

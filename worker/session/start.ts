@@ -5,7 +5,7 @@
  */
 import { channelGateway } from "../channels/gateway.ts";
 import type { Config, Env } from "../config.ts";
-import { leaseRenewalInterval } from "../../durable-objects/app.ts";
+import { leaseRenewalInterval } from "../engine/admission.ts";
 import { EngineConnection } from "../engine/connection.ts";
 import { randomId } from "../ids.ts";
 import { createLogger } from "../log.ts";
