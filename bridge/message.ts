@@ -8,7 +8,7 @@
  * `channel` key the payload might carry (JSON.parse keeps the last duplicate).
  * What counts as a usable payload is the worker's own rule (worker/publish/message.ts).
  */
-import { payloadProblem } from "../worker/publish/message.ts";
+import { isLargerThan, payloadProblem } from "../worker/publish/message.ts";
 
 export type RejectionReason = "notJson" | "shapeless" | "tooLarge";
 
@@ -20,20 +20,12 @@ const NOT_JSON: Rejection = { reason: "notJson" };
 const SHAPELESS: Rejection = { reason: "shapeless" };
 const TOO_LARGE: Rejection = { reason: "tooLarge" };
 
-/** Worst case UTF-8 bytes per UTF-16 code unit, to skip measuring small payloads. */
-const MAX_UTF8_BYTES_PER_CHAR = 3;
-
-function tooLarge(payload: string, maxBytes: number): boolean {
-  if (payload.length > maxBytes) return true;
-  return payload.length * MAX_UTF8_BYTES_PER_CHAR > maxBytes && Buffer.byteLength(payload) > maxBytes;
-}
-
 /**
  * What laravel-echo-server would broadcast: an object with a non-empty string `event`; `data`
  * any JSON (null when absent); `socket`, the sender to skip, a string or null.
  */
 export function toWireMessage(channel: string, payload: string, maxBytes: number): string | Rejection {
-  if (tooLarge(payload, maxBytes)) return TOO_LARGE;
+  if (isLargerThan(payload, maxBytes)) return TOO_LARGE;
   let parsed: unknown;
   try {
     parsed = JSON.parse(payload);

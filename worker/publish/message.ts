@@ -4,10 +4,19 @@
  * workerd). `socket` is the toOthers exclusion: the publisher's socket id, or null.
  */
 import { isValidChannelName } from "../channels/names.ts";
+import { utf8Length } from "../session/limits.ts";
 import type { ChannelMessage } from "../../durable-objects/channel.ts";
 
 export interface PublishMessage extends ChannelMessage {
   channel: string;
+}
+
+/**
+ * Whether a published payload takes more than `maxBytes` in UTF-8. A UTF-16 code unit
+ * is at most 3 UTF-8 bytes, so only long payloads are measured.
+ */
+export function isLargerThan(payload: string, maxBytes: number): boolean {
+  return payload.length > maxBytes || (payload.length * 3 > maxBytes && utf8Length(payload) > maxBytes);
 }
 
 /**
