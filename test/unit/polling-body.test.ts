@@ -8,6 +8,7 @@ import { createExecutionContext, env } from "cloudflare:test";
 import { expect, it } from "vitest";
 import { app } from "../../worker/app.ts";
 import { readConfig } from "../../worker/config.ts";
+import { countingBody } from "./counting-body.ts";
 
 const CHUNK = 64 * 1024;
 const { maxPayload } = readConfig(env);
@@ -21,21 +22,7 @@ async function openSession(): Promise<string> {
 }
 
 /** A polling payload of messages, made one CHUNK at a time as the reader pulls, counting what was pulled. */
-function endlessPayload() {
-  let pulled = 0;
-  const chunk = new TextEncoder().encode("4" + "x".repeat(CHUNK - 2) + "\x1e");
-  const stream = new ReadableStream<Uint8Array>(
-    {
-      pull(controller) {
-        if (pulled >= maxPayload * 3) return controller.close();
-        pulled += chunk.byteLength;
-        controller.enqueue(chunk);
-      },
-    },
-    { highWaterMark: 0 },
-  );
-  return { stream, pulled: () => pulled };
-}
+const endlessPayload = () => countingBody(new TextEncoder().encode("4" + "x".repeat(CHUNK - 2) + "\x1e"), maxPayload * 3);
 
 it.each<{ body: string; headers: Record<string, string> }>([
   { body: "streamed", headers: {} },

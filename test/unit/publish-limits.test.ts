@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { MAX_BATCH_BYTES } from "../../worker/routes/publish.ts";
 import { eventsBodyLimit } from "../../worker/publish/events.ts";
 import { TIMESTAMP_HEADER, SIGNATURE_HEADER } from "../../worker/publish/signature.ts";
+import { countingBody } from "./counting-body.ts";
 import { APP_A, APP_B, APP_WITHOUT_SECRET, callWorker, pusherQuery, signedBatch } from "./publish-helpers.ts";
 
 const CHUNK = 64 * 1024;
@@ -16,20 +17,7 @@ const CHUNK = 64 * 1024;
 const EVENTS_LIMIT = eventsBodyLimit(10_240);
 
 /** A body of `totalBytes` (whitespace) made on demand, one CHUNK per pull. */
-function countingBody(totalBytes: number) {
-  let pulled = 0;
-  const stream = new ReadableStream<Uint8Array>(
-    {
-      pull(controller) {
-        if (pulled >= totalBytes) return controller.close();
-        pulled += CHUNK;
-        controller.enqueue(new Uint8Array(CHUNK).fill(0x20));
-      },
-    },
-    { highWaterMark: 0 },
-  );
-  return { stream, pulled: () => pulled };
-}
+const whitespaceBody = (totalBytes: number) => countingBody(new Uint8Array(CHUNK).fill(0x20), totalBytes);
 
 function post(pathAndQuery: string, body: ReadableStream | string, headers: Record<string, string> = {}) {
   return callWorker(new Request(`https://worker.test${pathAndQuery}`, { method: "POST", body, headers }));
@@ -84,14 +72,14 @@ const ENDPOINTS: Endpoint[] = [
 
 describe.each(ENDPOINTS)("$name", (endpoint) => {
   it("refuses a caller without valid credentials having read none of the body", async () => {
-    const body = countingBody(endpoint.cap * 2);
+    const body = whitespaceBody(endpoint.cap * 2);
     const response = await post(endpoint.unauthorized.path, body.stream, endpoint.unauthorized.headers);
     expect(response.status).toBe(endpoint.unauthorized.status);
     expect(body.pulled()).toBe(0);
   });
 
   it("answers 413 to a streamed body over the cap after reading at most the cap plus one chunk", async () => {
-    const body = countingBody(endpoint.cap * 3);
+    const body = whitespaceBody(endpoint.cap * 3);
     const { path, headers } = await endpoint.authorized();
     const response = await post(path, body.stream, headers);
     expect(response.status).toBe(413);
@@ -101,7 +89,7 @@ describe.each(ENDPOINTS)("$name", (endpoint) => {
   });
 
   it("answers 413 to a declared Content-Length over the cap having read none of the body", async () => {
-    const body = countingBody(endpoint.cap * 3);
+    const body = whitespaceBody(endpoint.cap * 3);
     const { path, headers } = await endpoint.authorized();
     const response = await post(path, body.stream, { ...headers, "content-length": String(endpoint.cap * 3) });
     expect(response.status).toBe(413);
