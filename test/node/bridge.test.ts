@@ -237,7 +237,8 @@ describe("what Laravel publishes", () => {
       [channel, event("Good", { n: 1 })],
     ]);
 
-    await until(() => sink.delivered.length === 1, "the valid message");
+    // The sink counts a batch when it arrives, the bridge when the answer does.
+    await until(() => sink.delivered.length === 1 && bridge.stats().messages.forwarded === 1, "the valid message");
     expect(sink.delivered).toEqual([{ channel: "inbox", event: "Good", data: { n: 1 }, socket: null }]);
     expect(bridge.stats().messages).toMatchObject({
       received: 9,
@@ -270,7 +271,7 @@ describe("delivery to the worker", () => {
     expect(log.lines.some((line) => line.includes(`cannot reach the worker at http://127.0.0.1:${port}`))).toBe(true);
 
     const sink = await startSink(undefined, port);
-    await until(() => sink.delivered.length === 200, "all 200 messages", 30_000);
+    await until(() => sink.delivered.length === 200 && bridge.stats().messages.forwarded === 200, "all 200 messages", 30_000);
     for (const c of channels) {
       expect(byChannel(sink.delivered, c).map((m) => (m.data as { n: number }).n)).toEqual([...Array(40).keys()]);
     }
@@ -466,7 +467,7 @@ describe("health and metrics", () => {
       [`${prefix}feed`, event("Tick", {})],
       [`${prefix}feed`, "oops"],
     ]);
-    await until(() => sink.delivered.length === 1, "one message");
+    await until(() => sink.delivered.length === 1 && bridge.stats().messages.forwarded === 1, "one message");
 
     const health = await fetch(bridge.healthUrl + "/health");
     expect(health.status).toBe(200);
