@@ -9,6 +9,12 @@
  * Presence is derived from the subscriptions: a user joins with their first socket
  * and leaves after their last, with a short grace so a reconnecting tab does not
  * make the others see leaving/joining.
+ *
+ * Connection state recovery: while any subscriber can recover (a Socket.IO v4 session
+ * with a pid), every frame the channel sends is numbered and kept in its history
+ * (worker/channels/history.ts). A recoverable subscription whose connection is lost
+ * is kept, presence included, for RECOVERY_WINDOW; the reconnected client takes it up
+ * with `recover` and gets every frame after the last one it was sent.
  */
 import { DurableObject } from "cloudflare:workers";
 import { readConfig, type Env } from "../worker/config.ts";
@@ -20,9 +26,13 @@ import type {
   DeliveryTarget,
   JoinRequest,
   JoinResult,
+  LeaveReason,
+  RecoverRequest,
+  RecoverResult,
   SubscriberAddress,
   Whisper,
 } from "../worker/channels/delivery.ts";
+import { ChannelHistory } from "../worker/channels/history.ts";
 import { channelKind, isValidChannelName } from "../worker/channels/names.ts";
 import { eventPacket } from "../worker/protocol/socketio.ts";
 import { createLogger } from "../worker/log.ts";
@@ -55,6 +65,10 @@ interface Subscriber {
   socketId: string;
   at: SubscriberAddress;
   member: PresenceMember | null;
+  /** The session's private id when it can recover. */
+  pid: string | null;
+  /** When its connection was lost, while it is kept for a recovery; null while connected. */
+  lostAt: number | null;
   /**
    * When it was recorded in this object's life (a counter, not stored): a delivery
    * receipt only drops subscriptions recorded before that delivery started, never a
@@ -101,6 +115,7 @@ export class ChannelObject extends DurableObject<Env> implements ChannelSubscrip
   private reports: Promise<void> = Promise.resolve();
   private reportQueued = false;
   private readonly webhooks = new ChannelWebhooks(this.env, this.ctx.storage.kv);
+  private historyStore: ChannelHistory | null = null;
 
   /**
    * Records a subscription. A user's first socket makes the others see
@@ -108,7 +123,7 @@ export class ChannelObject extends DurableObject<Env> implements ChannelSubscrip
    * A resumed join moves the socket's subscription from its old address silently,
    * and returns once every delivery already on its way there has finished.
    */
-  async join({ appId, channel, socketId, member, at, resumed }: JoinRequest): Promise<JoinResult> {
+  async join({ appId, channel, socketId, member, at, resumed, pid }: JoinRequest): Promise<JoinResult> {
     this.invocations++;
     if (!isValidChannelName(channel) || typeof socketId !== "string" || typeof appId !== "string") {
       throw new Error("join: invalid channel, socket or app");
@@ -118,10 +133,10 @@ export class ChannelObject extends DurableObject<Env> implements ChannelSubscrip
     const subscribers = this.subscribers();
     const previous = subscribers.get(socketId);
     // A join the socket's old transport sent before it moved (an upgrade) must not take it back.
-    if (previous && !resumed && addressKey(previous.at) !== addressKey(at)) return { frames: [] };
+    if (previous && previous.lostAt === null && !resumed && addressKey(previous.at) !== addressKey(at)) return { frames: [] };
     const alreadyPresent = member !== null && this.isPresent(member.user_id);
     const returning = member !== null && this.cancelPendingLeave(member.user_id);
-    this.record({ socketId, at, member, recorded: ++this.recordings });
+    this.record({ socketId, at, member, pid: pid ?? null, lostAt: null, recorded: ++this.recordings });
     this.webhooks.occupancy(appId, channel, () => this.isOccupied());
     const frames: string[] = [];
     if (member) {
@@ -134,15 +149,38 @@ export class ChannelObject extends DurableObject<Env> implements ChannelSubscrip
     void this.report();
     // The new owner collects what reached the old address before taking over (polling → host upgrade).
     if (resumed && previous && addressKey(previous.at) !== addressKey(at)) await this.inFlight.get(addressKey(previous.at));
-    return { frames };
+    return { frames, ...(pid && { position: this.history().lastSeq() }) };
   }
 
-  /** An unsubscribe (leaveNow) or a disconnect; only from the address the socket is subscribed from. */
-  async leave(at: SubscriberAddress, socketId: string, leaveNow: boolean): Promise<void> {
+  /**
+   * A reconnected client takes up the subscription its lost connection left here:
+   * the subscription moves to the new address without presence events, and the
+   * result holds every frame after `position` the socket was not excluded from.
+   */
+  async recover({ appId, channel, socketId, pid, position, at }: RecoverRequest): Promise<RecoverResult | null> {
+    this.invocations++;
+    if (!isValidChannelName(channel) || typeof socketId !== "string" || typeof pid !== "string" || !Number.isSafeInteger(position)) {
+      throw new Error("recover: invalid channel, socket, pid or position");
+    }
+    const previous = this.subscribers().get(socketId);
+    if (!previous || previous.pid !== pid || readConfig(this.env).recoveryWindow === 0) return null;
+    this.rememberName(appId, channel);
+    this.forgetOtherIncarnations(at);
+    const missed = this.history().since(position, socketId);
+    if (missed === null) return null;
+    this.record({ ...previous, at, lostAt: null, recorded: ++this.recordings });
+    void this.report();
+    // Deliveries on their way to the old address are in the history already; they finish before the client hears from the new one.
+    if (addressKey(previous.at) !== addressKey(at)) await this.inFlight.get(addressKey(previous.at));
+    return { member: previous.member, frames: missed.frames, seqs: missed.seqs!, position: this.history().lastSeq() };
+  }
+
+  /** Only from the address the socket is subscribed from (see LeaveReason). */
+  async leave(at: SubscriberAddress, socketId: string, reason: LeaveReason): Promise<void> {
     this.invocations++;
     const subscriber = this.subscribers().get(socketId);
-    if (!subscriber || !sameAddress(subscriber.at, at)) return;
-    await this.forget([subscriber], leaveNow);
+    if (!subscriber || subscriber.lostAt !== null || !sameAddress(subscriber.at, at)) return;
+    await this.forget([subscriber], reason);
   }
 
   /**
@@ -185,7 +223,7 @@ export class ChannelObject extends DurableObject<Env> implements ChannelSubscrip
     this.invocations++;
     // Never answer ahead of the app's directory: /channels/:channel and /channels agree.
     await this.reports;
-    const count = this.subscribers().size;
+    const count = this.connectedCount();
     const info: ChannelInfo = { subscription_count: count, occupied: count > 0, invocations: this.invocations };
     const channel = this.channelName();
     if (channel && channelKind(channel) === "presence") info.user_count = this.members().length;
@@ -215,15 +253,30 @@ export class ChannelObject extends DurableObject<Env> implements ChannelSubscrip
         if (appId) this.webhooks.memberRemoved(appId, channel, pending.member);
       }
     }
+    const window = readConfig(this.env).recoveryWindow;
+    const expired: Subscriber[] = [];
+    for (const subscriber of this.subscribers().values()) {
+      if (subscriber.lostAt === null) continue;
+      const due = subscriber.lostAt + window;
+      if (due <= now) expired.push(subscriber);
+      else if (nextLeave === null || due < nextLeave) nextLeave = due;
+    }
+    // The window was their grace: members no longer present leave now.
+    if (expired.length > 0) await this.forget(expired, "unsubscribe");
     if (appId && channel) this.webhooks.occupancy(appId, channel, () => this.isOccupied());
     await this.report();
     if (nextLeave !== null) await this.scheduleAlarm(nextLeave);
   }
 
   /** Sends a delivery to every address with a socket it has a frame for; resolves with the frames delivered. */
-  private async deliverToAll(delivery: ChannelDelivery): Promise<number> {
+  private async deliverToAll(unnumbered: Omit<ChannelDelivery, "firstSeq">): Promise<number> {
+    const delivery: ChannelDelivery = {
+      ...unnumbered,
+      firstSeq: this.keepsHistory() ? this.history().append(unnumbered.frames, unnumbered.excluded, Date.now()) : null,
+    };
     const addresses = new Map<string, SubscriberAddress>();
-    for (const { socketId, at } of this.subscribers().values()) {
+    for (const { socketId, at, lostAt } of this.subscribers().values()) {
+      if (lostAt !== null) continue;
       const key = addressKey(at);
       if (addresses.has(key)) continue;
       // An address whose only sockets are excluded from every frame (a whisper's sender alone on its host) costs no request.
@@ -261,9 +314,13 @@ export class ChannelObject extends DurableObject<Env> implements ChannelSubscrip
     if (receipt.incarnation !== at.incarnation || receipt.subscribers === 0) {
       // A restarted host lost those sockets; an address with none left forgot to tell us.
       const gone = [...this.subscribers().values()].filter(
-        (s) => addressKey(s.at) === key && s.recorded <= recordedBefore && (receipt.subscribers === 0 || s.at.incarnation !== receipt.incarnation),
+        (s) =>
+          addressKey(s.at) === key &&
+          s.lostAt === null &&
+          s.recorded <= recordedBefore &&
+          (receipt.subscribers === 0 || s.at.incarnation !== receipt.incarnation),
       );
-      if (gone.length > 0) await this.forget(gone, false);
+      if (gone.length > 0) await this.forget(gone, "lost");
     }
     return receipt.delivered;
   }
@@ -281,21 +338,33 @@ export class ChannelObject extends DurableObject<Env> implements ChannelSubscrip
   /** A join from a new incarnation of an address: the sockets of the previous one are gone. */
   private forgetOtherIncarnations(at: SubscriberAddress): void {
     const key = addressKey(at);
-    const gone = [...this.subscribers().values()].filter((s) => addressKey(s.at) === key && s.at.incarnation !== at.incarnation);
-    if (gone.length > 0) void this.forget(gone, false);
+    const gone = [...this.subscribers().values()].filter(
+      (s) => addressKey(s.at) === key && s.lostAt === null && s.at.incarnation !== at.incarnation,
+    );
+    if (gone.length > 0) void this.forget(gone, "lost");
   }
 
   /**
-   * Drops subscriptions: a user whose last socket this was leaves now (unsubscribe)
-   * or after PRESENCE_LEAVE_GRACE unless back by then (disconnect).
+   * Ends subscriptions (see LeaveReason): a user whose last socket this was leaves
+   * now (unsubscribe) or after PRESENCE_LEAVE_GRACE unless back by then (disconnect);
+   * a lost one that can recover is kept for RECOVERY_WINDOW, presence included.
    */
-  private async forget(gone: Subscriber[], leaveNow: boolean): Promise<void> {
+  private async forget(ended: Subscriber[], reason: LeaveReason): Promise<void> {
     const appId = this.ctx.storage.kv.get<string>("app");
     const channel = this.channelName();
     const subscribers = this.subscribers();
-    for (const { socketId } of gone) {
-      subscribers.delete(socketId);
-      this.ctx.storage.sql.exec("DELETE FROM subscribers WHERE socket_id = ?", socketId);
+    const window = readConfig(this.env).recoveryWindow;
+    const gone: Subscriber[] = [];
+    for (const subscriber of ended) {
+      if (reason === "lost" && subscriber.pid !== null && window > 0) {
+        subscriber.lostAt = Date.now();
+        this.ctx.storage.sql.exec("UPDATE subscribers SET lost_at = ? WHERE socket_id = ?", subscriber.lostAt, subscriber.socketId);
+        await this.scheduleAlarm(subscriber.lostAt + window);
+        continue;
+      }
+      gone.push(subscriber);
+      subscribers.delete(subscriber.socketId);
+      this.ctx.storage.sql.exec("DELETE FROM subscribers WHERE socket_id = ?", subscriber.socketId);
     }
     // Queued before the awaits below, so info() never answers ahead of the directory.
     void this.report();
@@ -306,7 +375,7 @@ export class ChannelObject extends DurableObject<Env> implements ChannelSubscrip
       if (member && !this.isPresent(member.user_id)) leaving.set(JSON.stringify(member.user_id), member);
     }
     for (const member of leaving.values()) {
-      if (leaveNow || grace === 0) {
+      if (reason === "unsubscribe" || grace === 0) {
         this.cancelPendingLeave(member.user_id);
         this.broadcast(eventPacket("presence:leaving", channel, member));
         this.webhooks.memberRemoved(appId, channel, member);
@@ -334,17 +403,32 @@ export class ChannelObject extends DurableObject<Env> implements ChannelSubscrip
         name TEXT NOT NULL,
         incarnation TEXT NOT NULL,
         member TEXT,
-        joined_at INTEGER NOT NULL
+        joined_at INTEGER NOT NULL,
+        pid TEXT,
+        lost_at INTEGER
       )`);
+      // Tables created before recovery existed get its columns.
+      const columns = new Set(sql.exec<{ name: string }>("SELECT name FROM pragma_table_info('subscribers')").toArray().map((c) => c.name));
+      for (const column of ["pid TEXT", "lost_at INTEGER"]) {
+        if (!columns.has(column.split(" ")[0]!)) sql.exec(`ALTER TABLE subscribers ADD COLUMN ${column}`);
+      }
       this.loaded = new Map();
-      const rows = sql.exec<{ socket_id: string; kind: SubscriberAddress["kind"]; name: string; incarnation: string; member: string | null }>(
-        "SELECT socket_id, kind, name, incarnation, member FROM subscribers ORDER BY joined_at, rowid",
-      );
+      const rows = sql.exec<{
+        socket_id: string;
+        kind: SubscriberAddress["kind"];
+        name: string;
+        incarnation: string;
+        member: string | null;
+        pid: string | null;
+        lost_at: number | null;
+      }>("SELECT socket_id, kind, name, incarnation, member, pid, lost_at FROM subscribers ORDER BY joined_at, rowid");
       for (const row of rows) {
         this.loaded.set(row.socket_id, {
           socketId: row.socket_id,
           at: { kind: row.kind, name: row.name, incarnation: row.incarnation },
           member: row.member === null ? null : JSON.parse(row.member),
+          pid: row.pid,
+          lostAt: row.lost_at,
           recorded: ++this.recordings,
         });
       }
@@ -354,18 +438,45 @@ export class ChannelObject extends DurableObject<Env> implements ChannelSubscrip
 
   /** Inserts a subscription, or moves an existing one (same row, same place in the join order). */
   private record(subscriber: Subscriber): void {
-    const { socketId, at, member } = subscriber;
+    const { socketId, at, member, pid, lostAt } = subscriber;
     this.subscribers().set(socketId, subscriber);
     this.ctx.storage.sql.exec(
-      `INSERT INTO subscribers (socket_id, kind, name, incarnation, member, joined_at) VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT (socket_id) DO UPDATE SET kind = excluded.kind, name = excluded.name, incarnation = excluded.incarnation, member = excluded.member`,
+      `INSERT INTO subscribers (socket_id, kind, name, incarnation, member, joined_at, pid, lost_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (socket_id) DO UPDATE SET kind = excluded.kind, name = excluded.name, incarnation = excluded.incarnation,
+         member = excluded.member, pid = excluded.pid, lost_at = excluded.lost_at`,
       socketId,
       at.kind,
       at.name,
       at.incarnation,
       member === null ? null : JSON.stringify(member),
       Date.now(),
+      pid,
+      lostAt,
     );
+  }
+
+  /** Subscriptions with a connection (those kept for a recovery are not counted). */
+  private connectedCount(): number {
+    let count = 0;
+    for (const { lostAt } of this.subscribers().values()) if (lostAt === null) count++;
+    return count;
+  }
+
+  /** Frames are numbered and kept while any subscriber, connected or kept, could recover. */
+  private keepsHistory(): boolean {
+    if (readConfig(this.env).recoveryWindow === 0) return false;
+    for (const { pid } of this.subscribers().values()) if (pid !== null) return true;
+    return false;
+  }
+
+  private history(): ChannelHistory {
+    const config = readConfig(this.env);
+    this.historyStore ??= new ChannelHistory(this.ctx.storage.sql, {
+      windowMs: config.recoveryWindow,
+      maxFrames: config.recoveryHistoryMessages,
+      maxBytes: config.recoveryHistoryBytes,
+    });
+    return this.historyStore;
   }
 
   private isPresent(userId: string | number): boolean {
@@ -463,7 +574,7 @@ export class ChannelObject extends DurableObject<Env> implements ChannelSubscrip
     try {
       await this.env.APP.getByName(appId).reportChannel({
         channel,
-        subscriptionCount: this.subscribers().size,
+        subscriptionCount: this.connectedCount(),
         userCount: channelKind(channel) === "presence" ? this.members().length : null,
         received: counters.received,
         delivered: counters.delivered,

@@ -182,7 +182,7 @@ export class PollingSessionObject extends DurableObject<Env> implements Delivery
     if (this.phase !== "upgraded" || !started) return [];
     this.session = null;
     started.session.finishHandover(rejoined);
-    started.session.end();
+    started.session.end("handed over");
     const frames = this.forwarded;
     this.forwarded = [];
     return frames;

@@ -37,6 +37,9 @@ export const WORKER_VARIABLES = [
   "UPGRADE_TIMEOUT",
   "POLLING_OUTBOX_LIMIT",
   "PRESENCE_LEAVE_GRACE",
+  "RECOVERY_WINDOW",
+  "RECOVERY_HISTORY_MESSAGES",
+  "RECOVERY_HISTORY_BYTES",
   "STATS_REQUIRE_KEY",
   "MAX_EVENT_DATA_BYTES",
   "WEBHOOK_URL",
@@ -105,6 +108,15 @@ export interface Config {
   pollingOutboxLimit: number;
   /** A presence member who drops and comes back within this window causes no leaving/joining. */
   presenceLeaveGrace: number;
+  /**
+   * Connection state recovery (Socket.IO v4 clients): how long a lost connection's
+   * session (socket id, channels, presence) is kept for the client to take up again,
+   * with every event it missed; 0 disables it.
+   */
+  recoveryWindow: number;
+  /** Per channel, the history recovery replays from is also bounded by these counts of frames and bytes. */
+  recoveryHistoryMessages: number;
+  recoveryHistoryBytes: number;
   statsRequireKey: boolean;
   /** Largest `data` of one event published through `POST /apps/:appId/events` or `batch_events` (Pusher's 10 KB). */
   maxEventDataBytes: number;
@@ -205,6 +217,10 @@ export function readConfig(env: Env): Config {
     upgradeTimeout: int(env.UPGRADE_TIMEOUT, 10_000),
     pollingOutboxLimit: int(env.POLLING_OUTBOX_LIMIT, 1_000_000),
     presenceLeaveGrace: int(env.PRESENCE_LEAVE_GRACE, 3_000),
+    // socket.io's maxDisconnectionDuration default.
+    recoveryWindow: int(env.RECOVERY_WINDOW, 120_000),
+    recoveryHistoryMessages: int(env.RECOVERY_HISTORY_MESSAGES, 1_000),
+    recoveryHistoryBytes: int(env.RECOVERY_HISTORY_BYTES, 1_048_576),
     statsRequireKey: bool(env.STATS_REQUIRE_KEY),
     maxEventDataBytes: int(env.MAX_EVENT_DATA_BYTES, 10_240),
     webhookUrl: env.WEBHOOK_URL?.trim() ? parseWebhookUrl(env.WEBHOOK_URL.trim(), "WEBHOOK_URL") : null,

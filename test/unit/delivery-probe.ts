@@ -40,7 +40,7 @@ export class DeliveryProbe extends DurableObject<Env> implements DeliveryTarget 
     const frames = this.framesOf(socketId);
     const link = await gateway.open(channel, socketId, member, {
       onFrames: (batch) => frames.push(...batch.map((frame) => JSON.parse(frame.slice(2)) as unknown[])),
-    }, resumed);
+    }, { resumed });
     this.links.set(`${channel}\n${socketId}`, link);
   }
 

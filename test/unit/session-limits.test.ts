@@ -32,10 +32,13 @@ function harness(overrides: Partial<Config>) {
     async open(channel) {
       const link = { channel, whispers: [] as unknown[] };
       links.push(link);
-      return { whisper: (w) => link.whispers.push(w), close() {} };
+      return { position: null, whisper: (w) => link.whispers.push(w), close() {} };
     },
     attach() {
       throw new Error("no restored sessions here");
+    },
+    async recover() {
+      return null;
     },
   };
   const session = new Session({
@@ -118,7 +121,7 @@ describe("auth calls in flight (MAX_PENDING_AUTH)", () => {
     const h = harness({ maxPendingAuth: 2 });
     for (const channel of ["private-a", "private-b", "private-c"]) h.emit("subscribe", { channel });
     await h.settle();
-    h.session.end();
+    h.session.end("transport close");
     await h.settle();
     expect(h.auths.map((a) => [a.channel, a.signal.aborted])).toEqual([
       ["private-a", true],

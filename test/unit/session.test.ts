@@ -39,11 +39,15 @@ function harness(overrides: Partial<Config> = {}, revision: 4 | 5 = 5) {
     attach(channel, _socketId, handlers) {
       return fakeLink(channel, null, handlers);
     },
+    async recover() {
+      return null;
+    },
   };
   function fakeLink(channel: string, member: PresenceMember | null, handlers: LinkHandlers): ChannelLink {
     const link: FakeLink = { channel, member, whispers: [], closed: null, handlers };
     links.push(link);
     return {
+      position: null,
       whisper: (w) => link.whispers.push(w),
       close: (reason) => void (link.closed = reason),
     };
@@ -65,7 +69,7 @@ function harness(overrides: Partial<Config> = {}, revision: 4 | 5 = 5) {
 }
 
 describe("CONNECT", () => {
-  it("revision 4 connects unasked; revision 5 answers the client's CONNECT with its socket id", () => {
+  it("revision 4 connects unasked; revision 5 answers the client's CONNECT with its socket id and, with recovery, a pid", () => {
     const v4 = harness({}, 4);
     v4.session.start();
     expect(v4.sent).toEqual(["0"]);
@@ -73,7 +77,10 @@ describe("CONNECT", () => {
     v5.session.start();
     expect(v5.sent).toEqual([]);
     v5.session.receive('0{"token":"x"}');
-    expect(v5.sent).toEqual(['0{"sid":"sock-1"}']);
+    expect(v5.sent).toEqual([expect.stringMatching(/^0\{"sid":"sock-1","pid":"sock-1:\d+\.\d+"\}$/)]);
+    const withoutRecovery = harness({ recoveryWindow: 0 }, 5);
+    withoutRecovery.session.receive("0");
+    expect(withoutRecovery.sent).toEqual(['0{"sid":"sock-1"}']);
   });
 
   it("refuses other namespaces and events before CONNECT", () => {
@@ -93,11 +100,11 @@ describe("subscriptions", () => {
     h.emit("subscribe", { channel: "orders" });
     await h.settle();
     expect(h.links.map((l) => l.channel)).toEqual(["orders"]);
-    h.links[0]!.handlers.onFrames(['42["E","orders",1]']);
+    h.links[0]!.handlers.onFrames(['42["E","orders",1]'], null);
     expect(h.frames).toEqual(['42["E","orders",1]']);
     h.emit("unsubscribe", { channel: "orders" });
     expect(h.links[0]!.closed).toBe("unsubscribe");
-    h.links[0]!.handlers.onFrames(['42["E","orders",2]']);
+    h.links[0]!.handlers.onFrames(['42["E","orders",2]'], null);
     expect(h.frames).toHaveLength(1);
   });
 
@@ -142,7 +149,7 @@ describe("subscriptions", () => {
     h.emit("subscribe", { channel: "a" });
     h.emit("subscribe", { channel: "presence-b" });
     await h.settle();
-    h.session.end();
+    h.session.end("client close");
     expect(h.links.map((l) => l.closed)).toEqual(["disconnect", "disconnect"]);
   });
 });

@@ -30,6 +30,11 @@ export interface ChannelDelivery {
   channel: string;
   frames: string[];
   excluded: (string | null)[];
+  /**
+   * The channel's number for the first frame (the others follow on) while it keeps a
+   * recovery history, which it does while any subscriber can recover; null otherwise.
+   */
+  firstSeq: number | null;
 }
 
 export interface DeliveryReceipt {
@@ -59,12 +64,42 @@ export interface JoinRequest {
    * returns, so the new owner can collect those frames from the old one first.
    */
   resumed?: boolean;
+  /** The session's private id when it can recover (Socket.IO v4 with RECOVERY_WINDOW): the channel keeps it for the window once the connection is lost. */
+  pid?: string;
 }
 
 export interface JoinResult {
   /** Frames for this socket alone, to send once join returns (`presence:subscribed` on presence channels). */
   frames: string[];
+  /** With a pid: the channel's last frame number when the subscription was recorded. */
+  position?: number;
 }
+
+/** A reconnecting client taking up its subscription: `position` is the last frame number its offset names for this channel. */
+export interface RecoverRequest {
+  appId: string;
+  channel: string;
+  socketId: string;
+  pid: string;
+  position: number;
+  at: SubscriberAddress;
+}
+
+export interface RecoverResult {
+  member: PresenceMember | null;
+  /** Every frame after `position` not excluded for the socket, with their numbers, oldest first. */
+  frames: string[];
+  seqs: number[];
+  /** The channel's last frame number now: deliveries from here on carry higher ones. */
+  position: number;
+}
+
+/**
+ * Why a subscription ends: an unsubscribe (presence leaves at once), a disconnect
+ * (leaves after PRESENCE_LEAVE_GRACE unless back by then), or a lost connection the
+ * client may recover (the subscription is kept for RECOVERY_WINDOW when it has a pid).
+ */
+export type LeaveReason = "unsubscribe" | "disconnect" | "lost";
 
 export interface Whisper {
   event: string;
@@ -74,20 +109,35 @@ export interface Whisper {
 /**
  * The channel object's RPC surface for subscribers (ChannelObject implements it):
  *  - join(request): records the subscription (presence `joining` to the others on a user's first socket).
- *  - leave(at, socketId, leaveNow): an unsubscribe (leaveNow: presence `leaving` at once) or a
- *    disconnect (leaving after PRESENCE_LEAVE_GRACE unless the user is back).
+ *  - recover(request): moves a kept subscription to the reconnected socket's address and
+ *    returns what it missed; null when there is nothing to take up.
+ *  - leave(at, socketId, reason): see LeaveReason.
  *  - whisper(at, socketId, whisper): relayed to every other subscriber if the rules hold
  *    (the socket is subscribed from `at`, private or presence channel, `client-*` event, size).
  * publish(appId, channel, messages, batch?) keeps its signature and delivers per address.
  */
 export interface ChannelSubscriptions {
   join(request: JoinRequest): Promise<JoinResult>;
-  leave(at: SubscriberAddress, socketId: string, leaveNow: boolean): Promise<void>;
+  recover(request: RecoverRequest): Promise<RecoverResult | null>;
+  leave(at: SubscriberAddress, socketId: string, reason: LeaveReason): Promise<void>;
   whisper(at: SubscriberAddress, socketId: string, whisper: Whisper): Promise<void>;
 }
 
-/** Frames of one delivery that are not excluded for `socketId` (toOthers). */
-export function framesFor(delivery: ChannelDelivery, socketId: string): string[] {
-  if (!delivery.excluded.includes(socketId)) return delivery.frames;
-  return delivery.frames.filter((_, i) => delivery.excluded[i] !== socketId);
+/** The frames of a delivery for one socket, with their numbers when the channel numbers them. */
+export interface NumberedFrames {
+  frames: string[];
+  seqs: number[] | null;
+}
+
+/** Numbers of every frame of a delivery, or null. */
+export function seqsOf(delivery: ChannelDelivery): number[] | null {
+  const { firstSeq, frames } = delivery;
+  return firstSeq === null ? null : frames.map((_, i) => firstSeq + i);
+}
+
+/** Frames of one delivery that are not excluded for `socketId` (toOthers); `all` is seqsOf(delivery), computed once per delivery. */
+export function framesFor(delivery: ChannelDelivery, socketId: string, all: number[] | null): NumberedFrames {
+  if (!delivery.excluded.includes(socketId)) return { frames: delivery.frames, seqs: all };
+  const kept = (_: unknown, i: number) => delivery.excluded[i] !== socketId;
+  return { frames: delivery.frames.filter(kept), seqs: all && all.filter(kept) };
 }

@@ -8,7 +8,7 @@ import type { Config, Env } from "../config.ts";
 import { createLogger } from "../log.ts";
 import type { ChannelGateway, ChannelLink, LinkHandlers } from "../session/session.ts";
 import { authorizeChannel } from "./auth.ts";
-import type { SubscriberAddress } from "./delivery.ts";
+import type { JoinResult, NumberedFrames, RecoverResult, SubscriberAddress } from "./delivery.ts";
 import type { LocalSubscriptions } from "./local-subscriptions.ts";
 import { channelObjectName } from "./names.ts";
 
@@ -41,7 +41,7 @@ export function channelGateway(
     return true;
   }
 
-  function link(channel: string, socketId: string, registration: object): ChannelLink {
+  function link(channel: string, socketId: string, registration: object, position: number | null): ChannelLink {
     // Whispers and the leave go to the channel one after the other, in the order the client sent them.
     let calls = Promise.resolve();
     const call = (what: string, send: () => Promise<void>) => {
@@ -49,6 +49,7 @@ export function channelGateway(
     };
     let closed = false;
     return {
+      position,
       whisper(whisper) {
         if (!closed) call("whisper_failed", () => channelObject(channel).whisper(at, socketId, whisper));
       },
@@ -56,32 +57,81 @@ export function channelGateway(
         if (closed) return;
         closed = true;
         if (!unregister(channel, socketId, registration) || reason === "moved") return;
-        call("leave_failed", () => channelObject(channel).leave(at, socketId, reason === "unsubscribe"));
+        call("leave_failed", () => channelObject(channel).leave(at, socketId, reason));
       },
     };
+  }
+
+  /**
+   * Registers the socket before `call` reaches the channel, so a delivery racing its
+   * answer is kept: such frames wait until the answer's own frames (`firstOf`) have
+   * gone first; those numbered up to `upTo` are already among them.
+   */
+  async function registered<T>(
+    channel: string,
+    socketId: string,
+    handlers: LinkHandlers,
+    call: () => Promise<T | null>,
+    firstOf: (answer: T) => NumberedFrames & { upTo: number | null },
+  ): Promise<{ answer: T; registration: object } | null> {
+    let held: NumberedFrames[] | null = [];
+    const registration = register(channel, socketId, (frames, seqs) => (held ? held.push({ frames, seqs }) : handlers.onFrames(frames, seqs)));
+    let answer: T | null;
+    try {
+      answer = await call();
+    } catch (error) {
+      unregister(channel, socketId, registration);
+      throw error;
+    }
+    const waiting = held;
+    held = null;
+    if (answer === null) {
+      unregister(channel, socketId, registration);
+      return null;
+    }
+    const { upTo, ...first } = firstOf(answer);
+    for (const { frames, seqs } of [first, ...waiting.map((part) => notAfter(part, upTo))]) {
+      if (frames.length > 0) handlers.onFrames(frames, seqs);
+    }
+    return { answer, registration };
   }
 
   return {
     authorize: (channel, headers, { socketId, signal }) => authorizeChannel(config, { channel, socketId, headers, handshakeCookie, signal }),
 
-    async open(channel, socketId, member, handlers, resumed) {
-      // Registered before the join, so a delivery racing the join's answer is kept;
-      // held until the join's own frames (presence:subscribed) have gone first.
-      let held: string[] | null = [];
-      const registration = register(channel, socketId, (frames) => (held ? held.push(...frames) : handlers.onFrames(frames)));
-      let joined;
-      try {
-        joined = await channelObject(channel).join({ appId, channel, socketId, member, at, ...(resumed && { resumed }) });
-      } catch (error) {
-        unregister(channel, socketId, registration);
-        throw error;
-      }
-      const first = [...joined.frames, ...held];
-      held = null;
-      if (first.length > 0) handlers.onFrames(first);
-      return link(channel, socketId, registration);
+    async open(channel, socketId, member, handlers, { resumed, pid } = {}) {
+      const request = { appId, channel, socketId, member, at, ...(resumed && { resumed }), ...(pid && { pid }) };
+      const joined = await registered<JoinResult>(
+        channel,
+        socketId,
+        handlers,
+        () => channelObject(channel).join(request),
+        (answer) => ({ frames: answer.frames, seqs: null, upTo: null }),
+      );
+      return link(channel, socketId, joined!.registration, joined!.answer.position ?? null);
     },
 
-    attach: (channel, socketId, handlers) => link(channel, socketId, register(channel, socketId, handlers.onFrames)),
+    async recover(channel, { socketId, pid, position }, handlers) {
+      const recovered = await registered<RecoverResult>(
+        channel,
+        socketId,
+        handlers,
+        () => channelObject(channel).recover({ appId, channel, socketId, pid, position, at }),
+        (answer) => ({ frames: answer.frames, seqs: answer.seqs, upTo: answer.position }),
+      );
+      if (!recovered) return null;
+      const { answer, registration } = recovered;
+      return { member: answer.member, link: link(channel, socketId, registration, answer.position) };
+    },
+
+    attach: (channel, socketId, handlers) => link(channel, socketId, register(channel, socketId, handlers.onFrames), null),
   };
+}
+
+/** The frames numbered after `upTo` (all of them when either is unnumbered). */
+function notAfter(part: NumberedFrames, upTo: number | null): NumberedFrames {
+  const { frames, seqs } = part;
+  if (upTo === null || seqs === null) return part;
+  const fresh = (_: unknown, i: number) => seqs[i]! > upTo;
+  return { frames: frames.filter(fresh), seqs: seqs.filter(fresh) };
 }

@@ -3,9 +3,10 @@
  * a delivery fans out to. Plain and synchronous, so the host, the polling object and
  * unit tests share it; it is rebuilt from socket attachments after hibernation.
  */
-import { framesFor, type ChannelDelivery } from "./delivery.ts";
+import { framesFor, seqsOf, type ChannelDelivery } from "./delivery.ts";
 
-export type FrameSink = (frames: string[]) => void;
+/** Receives a channel's frames for one socket; `seqs`: their numbers, when the channel numbers them. */
+export type FrameSink = (frames: string[], seqs: number[] | null) => void;
 
 export class LocalSubscriptions {
   private readonly byChannel = new Map<string, Map<string, FrameSink>>();
@@ -30,11 +31,12 @@ export class LocalSubscriptions {
     const sockets = this.byChannel.get(delivery.channel);
     if (!sockets) return { subscribers: 0, delivered: 0 };
     let delivered = 0;
+    const seqs = seqsOf(delivery);
     for (const [socketId, sink] of sockets) {
-      const frames = framesFor(delivery, socketId);
-      if (frames.length === 0) continue;
-      sink(frames);
-      delivered += frames.length;
+      const mine = framesFor(delivery, socketId, seqs);
+      if (mine.frames.length === 0) continue;
+      sink(mine.frames, mine.seqs);
+      delivered += mine.frames.length;
     }
     return { subscribers: sockets.size, delivered };
   }

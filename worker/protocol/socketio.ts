@@ -84,6 +84,14 @@ export function eventPacket(event: string, channel: string, data: unknown): stri
   return "42" + JSON.stringify([event, channel, data]);
 }
 
+/**
+ * An event frame made by eventPacket() with one more argument at the end: the
+ * recovery offset socket.io-client takes from the last argument of each event.
+ */
+export function withLastArgument(frame: string, argument: string): string {
+  return frame.slice(0, -1) + "," + JSON.stringify(argument) + "]";
+}
+
 function checkPayload({ type, data, id }: SocketPacket): void {
   switch (type) {
     case SocketPacketType.CONNECT:

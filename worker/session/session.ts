@@ -8,14 +8,16 @@
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { AuthResult, PresenceMember } from "../channels/auth.ts";
-import type { Whisper } from "../channels/delivery.ts";
+import type { LeaveReason, Whisper } from "../channels/delivery.ts";
 import { channelKind, isValidChannelName } from "../channels/names.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { Slots, TokenBucket, utf8Length } from "./limits.ts";
+import { decodeOffset, encodeOffset, newPid, socketIdOfPid } from "./recovery.ts";
 import {
   SocketPacketType,
   decodeSocketPacket,
   encodeSocketPacket,
+  withLastArgument,
   type SocketRevision,
 } from "../protocol/socketio.ts";
 
@@ -26,8 +28,26 @@ export interface ChannelGateway {
   /**
    * Joins the channel; frames reach `handlers` from then on, the join's own frames first.
    * `resumed`: the socket's subscription moves here from its previous transport (see SessionHandover).
+   * `pid`: the session can recover, so the channel keeps the subscription for a while once the connection is lost.
    */
-  open(channel: string, socketId: string, member: PresenceMember | null, handlers: LinkHandlers, resumed?: boolean): Promise<ChannelLink>;
+  open(
+    channel: string,
+    socketId: string,
+    member: PresenceMember | null,
+    handlers: LinkHandlers,
+    options?: { resumed?: boolean; pid?: string },
+  ): Promise<ChannelLink>;
+  /**
+   * Takes up the subscription a lost connection of session `pid` left in the channel:
+   * what the client missed after frame `position` reaches `handlers` first. Null when
+   * the channel has nothing to take up (unknown, expired, or its history no longer
+   * reaches back that far).
+   */
+  recover(
+    channel: string,
+    request: { socketId: string; pid: string; position: number },
+    handlers: LinkHandlers,
+  ): Promise<{ member: PresenceMember | null; link: ChannelLink } | null>;
   /**
    * A subscription the channel already holds, taken up again without any call (a
    * connection host rebuilding its sessions from socket attachments after hibernation).
@@ -36,17 +56,17 @@ export interface ChannelGateway {
 }
 
 export interface LinkHandlers {
-  onFrames(frames: string[]): void;
+  /** `seqs`: the channel's numbers of these frames, when it numbers them (see ChannelDelivery.firstSeq). */
+  onFrames(frames: string[], seqs: number[] | null): void;
 }
 
 /** One subscription as the session holds it. */
 export interface ChannelLink {
+  /** The channel's last frame number when the subscription was recorded or taken up; null when unknown here. */
+  readonly position: number | null;
   whisper(whisper: Whisper): void;
-  /**
-   * unsubscribe: presence leaves at once; disconnect: after the reconnect grace;
-   * moved: the subscription goes on from the socket's new transport, so nothing is left.
-   */
-  close(reason: "unsubscribe" | "disconnect" | "moved"): void;
+  /** See LeaveReason; moved: the subscription goes on from the socket's new transport, so nothing is left. */
+  close(reason: LeaveReason | "moved"): void;
 }
 
 export interface SessionOptions {
@@ -75,6 +95,8 @@ type Subscription = {
   request?: unknown;
   /** Cancels the auth call (or its wait for a slot) of a subscription dropped before Laravel answered. */
   auth?: AbortController;
+  /** For a session that can recover: the last frame number of this channel the client has been sent (or nothing was, as of joining). */
+  position?: number;
 };
 
 /**
@@ -92,17 +114,28 @@ export interface SessionHandover extends SessionState {
 export interface SessionState {
   socketId: string;
   connected: boolean;
-  /** Channels joined, with the presence member Laravel's auth gave (so no second auth call). */
-  channels: { channel: string; member: PresenceMember | null }[];
+  /** The private session id a recovering client presents; null when the session cannot recover. */
+  pid: string | null;
+  /** Channels joined, with the presence member Laravel's auth gave (so no second auth call) and the position recovery counts from. */
+  channels: { channel: string; member: PresenceMember | null; position?: number }[];
 }
 
 /** Event name of errors we report to a client that laravel-echo does not otherwise see. */
 const ERROR_EVENT = "echo-edge:error";
 
+/** Connection losses a client may recover from, as socket.io counts them (not its own disconnect, nor a protocol error). */
+const RECOVERABLE_REASONS = new Set(["transport close", "transport error", "ping timeout"]);
+
 export class Session {
-  readonly socketId: string;
+  /** Settled by the CONNECT: a recovered session takes its old socket id back. */
+  socketId: string;
   private readonly options: SessionOptions;
   private connected = false;
+  /** A revision 5 CONNECT is being answered (recovery asks the channels first). */
+  private connecting = false;
+  private pid: string | null = null;
+  /** While a recovery is under way, frames wait here for the CONNECT reply to go first. */
+  private held: (() => void)[] | null = null;
   private ended = false;
   /** The session continues elsewhere: frames still reaching it are forwarded until finishHandover(). */
   private handedOver = false;
@@ -127,7 +160,7 @@ export class Session {
 
   /** Called once the Engine.IO connection is open. Revision 4 servers connect "/" unasked. */
   start(): void {
-    if (this.options.revision === 4) this.connect();
+    if (this.options.revision === 4) this.connect(null);
   }
 
   /** One Socket.IO packet (the data of an Engine.IO message) from the client. */
@@ -147,7 +180,7 @@ export class Session {
     }
     switch (packet.type) {
       case SocketPacketType.CONNECT:
-        if (this.options.revision === 5 && !this.connected) this.connect();
+        if (this.options.revision === 5 && !this.connected && !this.connecting) void this.connectOrRecover(packet.data);
         return;
       case SocketPacketType.DISCONNECT:
         return this.options.close("client namespace disconnect");
@@ -170,15 +203,12 @@ export class Session {
   /** Stops this session taking part (frames keep arriving until finishHandover()) and describes it for the new owner. */
   handOver(): SessionHandover {
     this.handedOver = true;
-    const state: SessionHandover = { socketId: this.socketId, connected: this.connected, channels: [], pending: [] };
+    const state: SessionHandover = { ...this.state(), pending: [] };
     for (const [channel, subscription] of this.subscriptions) {
-      if (subscription.member === undefined) {
-        subscription.auth?.abort();
-        state.pending.push(JSON.stringify(subscription.request));
-        this.subscriptions.delete(channel);
-      } else {
-        state.channels.push({ channel, member: subscription.member });
-      }
+      if (subscription.member !== undefined) continue;
+      subscription.auth?.abort();
+      state.pending.push(JSON.stringify(subscription.request));
+      this.subscriptions.delete(channel);
     }
     return state;
   }
@@ -197,9 +227,10 @@ export class Session {
   /** Continues a session handed over by another transport: rejoins its channels without asking Laravel again; resolves with those rejoined. */
   async resume(state: SessionHandover): Promise<string[]> {
     this.connected = state.connected;
+    this.pid = state.pid;
     const rejoined = await Promise.all(
-      state.channels.map(async ({ channel, member }) => {
-        const subscription: Subscription = { link: null, kind: channelKind(channel), member };
+      state.channels.map(async ({ channel, member, position }) => {
+        const subscription: Subscription = { link: null, kind: channelKind(channel), member, ...(position !== undefined && { position }) };
         this.subscriptions.set(channel, subscription);
         return (await this.join(channel, subscription, true)) ? channel : null;
       }),
@@ -211,35 +242,96 @@ export class Session {
   /** The joined channels as they stand (pending subscribes are not part of it). */
   state(): SessionState {
     const channels: SessionState["channels"] = [];
-    for (const [channel, { link, member }] of this.subscriptions) if (link && member !== undefined) channels.push({ channel, member });
-    return { socketId: this.socketId, connected: this.connected, channels };
+    for (const [channel, { link, member, position }] of this.subscriptions) {
+      if (link && member !== undefined) channels.push({ channel, member, ...(position !== undefined && { position }) });
+    }
+    return { socketId: this.socketId, connected: this.connected, pid: this.pid, channels };
   }
 
   /** Takes up a state saved by state() in the same place (a host woken from hibernation): the channels still hold these subscriptions. */
   restore(state: SessionState): void {
     this.connected = state.connected;
-    for (const { channel, member } of state.channels) {
-      const subscription: Subscription = { link: null, kind: channelKind(channel), member };
+    this.pid = state.pid;
+    for (const { channel, member, position } of state.channels) {
+      const subscription: Subscription = { link: null, kind: channelKind(channel), member, ...(position !== undefined && { position }) };
       subscription.link = this.options.gateway.attach(channel, this.socketId, this.linkHandlers(channel, subscription));
       this.subscriptions.set(channel, subscription);
     }
   }
 
-  /** The transport is gone: leave every channel. */
-  end(): void {
+  /** The transport is gone (`reason`: the Engine.IO close reason): leave every channel, or keep them for a recovery. */
+  end(reason: string): void {
     if (this.ended) return;
     this.ended = true;
+    const leave: LeaveReason = this.pid !== null && RECOVERABLE_REASONS.has(reason) ? "lost" : "disconnect";
     for (const subscription of this.subscriptions.values()) {
       subscription.auth?.abort();
-      subscription.link?.close("disconnect");
+      subscription.link?.close(leave);
     }
     this.subscriptions.clear();
   }
 
-  private connect(): void {
+  /** Revision 5: a CONNECT whose payload names an earlier session (`pid`, `offset`) takes that session up when it can. */
+  private async connectOrRecover(auth: unknown): Promise<void> {
+    if (this.options.config.recoveryWindow === 0) return this.connect(null);
+    this.connecting = true;
+    const { pid, offset } = (auth ?? {}) as { pid?: unknown; offset?: unknown };
+    const recovered = typeof pid === "string" && (await this.recover(pid, offset));
+    this.connecting = false;
+    const held = this.held ?? [];
+    this.held = null;
+    if (this.ended) return;
+    this.connect(recovered ? pid : newPid(this.socketId));
+    // What each channel replayed, then what arrived meanwhile.
+    for (const send of held) send();
+  }
+
+  /**
+   * Takes up every channel the offset lists, with what the client missed there; all
+   * or nothing: if one cannot be taken up, the others are left as a lost connection
+   * leaves them (kept until the window ends), and the client starts afresh.
+   */
+  private async recover(pid: string, offset: unknown): Promise<boolean> {
+    const socketId = socketIdOfPid(pid);
+    const positions = decodeOffset(offset, this.options.config.maxChannelsPerConnection);
+    if (socketId === null || positions === null) return false;
+    const fresh = this.socketId;
+    this.socketId = socketId;
+    this.held = [];
+    const subscriptions: Subscription[] = [];
+    const taken = await Promise.all(
+      [...positions].map(async ([channel, position]) => {
+        const subscription: Subscription = { link: null, kind: channelKind(channel), position };
+        this.subscriptions.set(channel, subscription);
+        subscriptions.push(subscription);
+        try {
+          const recovered = await this.options.gateway.recover(channel, { socketId, pid, position }, this.linkHandlers(channel, subscription));
+          if (recovered === null) return false;
+          subscription.member = recovered.member;
+          subscription.link = recovered.link;
+          return true;
+        } catch (error) {
+          this.options.log.warn("recover_failed", { socketId, channel, error: String(error) });
+          return false;
+        }
+      }),
+    );
+    if (!this.ended && taken.every(Boolean)) {
+      this.options.log.debug("recovered", { socketId, channels: taken.length });
+      return true;
+    }
+    this.held = null;
+    for (const subscription of subscriptions) subscription.link?.close("lost");
+    this.subscriptions.clear();
+    this.socketId = fresh;
+    return false;
+  }
+
+  private connect(pid: string | null): void {
     this.connected = true;
+    this.pid = pid;
     this.options.onChange?.();
-    const data = this.options.revision === 5 ? { sid: this.socketId } : undefined;
+    const data = this.options.revision === 5 ? { sid: this.socketId, ...(pid !== null && { pid }) } : undefined;
     this.send(encodeSocketPacket({ type: SocketPacketType.CONNECT, nsp: "/", data }));
   }
 
@@ -320,7 +412,8 @@ export class Session {
     let link: ChannelLink;
     try {
       const handlers = this.linkHandlers(channel, subscription);
-      link = await this.options.gateway.open(channel, this.socketId, subscription.member ?? null, handlers, resumed);
+      const options = { ...(resumed && { resumed }), ...(this.pid !== null && { pid: this.pid }) };
+      link = await this.options.gateway.open(channel, this.socketId, subscription.member ?? null, handlers, options);
     } catch (error) {
       this.options.log.warn("link_failed", { socketId: this.socketId, channel, error: String(error) });
       if (!current()) return false;
@@ -334,6 +427,7 @@ export class Session {
       return false;
     }
     subscription.link = link;
+    if (link.position !== null) subscription.position = Math.max(subscription.position ?? link.position, link.position);
     this.options.onChange?.();
     this.options.log.debug(resumed ? "resubscribed" : "subscribed", { socketId: this.socketId, channel });
     return true;
@@ -341,12 +435,33 @@ export class Session {
 
   private linkHandlers(channel: string, subscription: Subscription): LinkHandlers {
     return {
-      onFrames: (frames) => {
+      onFrames: (frames, seqs) => {
         if (this.ended || this.subscriptions.get(channel) !== subscription) return;
+        if (this.held) return void this.held.push(() => this.sendChannelFrames(channel, subscription, frames, seqs));
         // After a handover, frames still reaching a subscription the new owner took over are forwarded to it.
-        if (!this.handedOver || subscription.link !== null) this.options.sendFrames(frames);
+        if (!this.handedOver || subscription.link !== null) this.sendChannelFrames(channel, subscription, frames, seqs);
       },
     };
+  }
+
+  /** A session that can recover gets the offset of each numbered frame as the event's last argument. */
+  private sendChannelFrames(channel: string, subscription: Subscription, frames: string[], seqs: number[] | null): void {
+    if (this.ended || this.subscriptions.get(channel) !== subscription) return;
+    if (this.pid === null || seqs === null) return this.options.sendFrames(frames);
+    this.options.sendFrames(
+      frames.map((frame, i) => {
+        subscription.position = Math.max(subscription.position ?? seqs[i]!, seqs[i]!);
+        return withLastArgument(frame, this.offset());
+      }),
+    );
+    this.options.onChange?.();
+  }
+
+  /** Where the client stands in each of its channels (see recovery.ts). */
+  private offset(): string {
+    const positions: [string, number][] = [];
+    for (const [channel, { position }] of this.subscriptions) if (position !== undefined) positions.push([channel, position]);
+    return encodeOffset(positions);
   }
 
   private unsubscribe(payload: unknown): void {

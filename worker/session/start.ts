@@ -83,7 +83,7 @@ export function startSession(
     onMessage: (text) => session.receive(text),
     onClose: (reason) => {
       clearInterval(renewal);
-      session.end();
+      session.end(reason);
       transport.close(reason);
       log.debug("disconnected", { sid: handshake.sid, socketId, reason });
       transport.waitUntil(
