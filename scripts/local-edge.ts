@@ -104,7 +104,7 @@ export async function startLocalEdge(edge: LocalEdgeOptions): Promise<LocalEdge>
   const runtimes: Miniflare[] = [];
   try {
     if ((edge.tiers ?? 2) === 1) {
-      runtimes.push(runtime({ ...front, durableObjectsPersist: state }, { name: WORKER_NAME }));
+      runtimes.push(runtime({ ...front, resourcePersistencePath: state }, { name: WORKER_NAME }));
     } else {
       const registry = { unsafeDevRegistryPath: join(work, "registry") };
       // Each tier owns its classes and reaches the other tier's through the registry.
@@ -118,14 +118,14 @@ export async function startLocalEdge(edge: LocalEdgeOptions): Promise<LocalEdge>
           ]),
         );
       const objects = runtime(
-        { port: 0, durableObjectsPersist: join(state, "objects"), ...registry },
+        { port: 0, resourcePersistencePath: join(state, "objects"), ...registry },
         { name: OBJECTS_NAME, durableObjects: bindingsFor(false), cronTriggers: undefined },
       );
       runtimes.push(objects);
       await objects.ready;
       runtimes.unshift(
         runtime(
-          { ...front, durableObjectsPersist: join(state, "worker"), ...registry },
+          { ...front, resourcePersistencePath: join(state, "worker"), ...registry },
           { name: WORKER_NAME, durableObjects: bindingsFor(true), queueConsumers: undefined },
         ),
       );

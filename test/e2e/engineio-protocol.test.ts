@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { until, workerUrl } from "../support/clients.ts";
+import { CONNECT_WITH_PID, until, workerUrl } from "../support/clients.ts";
 import { TEST_VARS } from "../support/stack.ts";
 
 const PING_INTERVAL = Number(TEST_VARS.PING_INTERVAL);
@@ -196,7 +196,7 @@ describe.each([3, 4] as const)("Engine.IO %i", (eio) => {
         expect(await client.next()).toBe("3");
       } else {
         client.ws.send("40");
-        expect(await client.next()).toMatch(/^40\{"sid":"\d+\.\d+"\}$/);
+        expect(await client.next()).toMatch(CONNECT_WITH_PID);
       }
     });
 

@@ -5,7 +5,7 @@
 import Echo from "laravel-echo";
 import { io as ioV4 } from "socket.io-client";
 import ioV2 from "socket.io-client-v2";
-import { inject, vi } from "vitest";
+import { expect, inject, vi } from "vitest";
 import WebSocket from "ws";
 import { publishPath, signatureHeaders } from "../../worker/publish/signature.ts";
 import { BRIDGE_SECRET } from "./stack.ts";
@@ -159,3 +159,21 @@ export async function authRequestsFor(channel: string): Promise<AuthRequestSeen[
 export async function authRequestsWithPrefix(prefix: string): Promise<AuthRequestSeen[]> {
   return (await fetch(`${inject("authUrl")}/__requests?prefix=${encodeURIComponent(prefix)}`)).json();
 }
+
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/** The CONNECT reply a Socket.IO v4 client gets when its session can recover: its socket id and a pid. */
+export const CONNECT_WITH_PID = /^40\{"sid":"(\d+\.\d+)","pid":"\1:\d+\.\d+"\}$/;
+
+/** A recovery offset (worker/session/recovery.ts) that names a frame number of `channel` among the session's channels. */
+const offsetPattern = (channel: string) => `(\\d+~[^|"]+\\|)*\\d+~${escapeRegExp(channel)}(\\|\\d+~[^|"]+)*`;
+
+/** An event as a Socket.IO v4 client whose session can recover receives it: its arguments, then its offset. */
+export const recoverableEvent = (args: [event: string, channel: string, data: unknown]) => [
+  ...args,
+  expect.stringMatching(new RegExp(`^${offsetPattern(args[1])}$`)),
+];
+
+/** The same event as the WebSocket frame that carries it. */
+export const recoverableFrame = (args: [event: string, channel: string, data: unknown]) =>
+  expect.stringMatching(new RegExp(`^${escapeRegExp("42" + JSON.stringify(args).slice(0, -1))},"${offsetPattern(args[1])}"\\]$`));

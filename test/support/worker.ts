@@ -25,9 +25,12 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
-/** The sources are bundled once at start, so edits made while tests run do not reach a running worker. */
-export async function startWorker(vars: Record<string, string>): Promise<RunningWorker> {
+/**
+ * The sources are bundled once at start, so edits made while tests run do not reach a running worker.
+ * `port` and `persistTo` let a test stop a worker and start it again where it was, storage kept (a deploy).
+ */
+export async function startWorker(vars: Record<string, string>, at: { port?: number; persistTo?: string } = {}): Promise<RunningWorker> {
   let output = "";
-  const edge = await startLocalEdge({ vars, onLog: (line) => (output += line + "\n") });
+  const edge = await startLocalEdge({ vars, ...at, onLog: (line) => (output += line + "\n") });
   return { url: edge.url, port: edge.port, output: () => output, stop: () => edge.stop() };
 }

@@ -55,7 +55,9 @@ export class DeliveryProbe extends DurableObject<Env> implements DeliveryTarget 
 
   /** The socket is gone without a word to the channel (its leave was lost). */
   vanish(channel: string, socketId: string): void {
-    this.local.unregister(channel, socketId);
+    const nothing = () => {};
+    this.local.register(channel, socketId, nothing);
+    this.local.unregister(channel, socketId, nothing);
     this.links.delete(`${channel}\n${socketId}`);
   }
 

@@ -9,7 +9,7 @@ import { createLogger } from "../log.ts";
 import type { ChannelGateway, ChannelLink, LinkHandlers } from "../session/session.ts";
 import { authorizeChannel } from "./auth.ts";
 import type { JoinResult, NumberedFrames, RecoverResult, SubscriberAddress } from "./delivery.ts";
-import type { LocalSubscriptions } from "./local-subscriptions.ts";
+import type { FrameSink, LocalSubscriptions } from "./local-subscriptions.ts";
 import { channelObjectName } from "./names.ts";
 
 export function channelGateway(
@@ -22,26 +22,13 @@ export function channelGateway(
 ): ChannelGateway {
   const log = createLogger(config.devMode);
   const channelObject = (channel: string) => env.CHANNEL.getByName(channelObjectName(appId, channel));
-  /** Per channel and socket, the latest open or attach: a superseded link's close must not undo its successor. */
-  const current = new Map<string, object>();
-  const keyOf = (channel: string, socketId: string) => `${channel}\n${socketId}`;
+  /** A link's sink in LocalSubscriptions is its registration: closing a link whose registration was superseded leaves nothing. */
+  const register = (channel: string, socketId: string, sink: FrameSink): FrameSink => {
+    local.register(channel, socketId, sink);
+    return sink;
+  };
 
-  function register(channel: string, socketId: string, onFrames: LinkHandlers["onFrames"]): object {
-    const registration = {};
-    current.set(keyOf(channel, socketId), registration);
-    local.register(channel, socketId, onFrames);
-    return registration;
-  }
-
-  function unregister(channel: string, socketId: string, registration: object): boolean {
-    const key = keyOf(channel, socketId);
-    if (current.get(key) !== registration) return false;
-    current.delete(key);
-    local.unregister(channel, socketId);
-    return true;
-  }
-
-  function link(channel: string, socketId: string, registration: object, position: number | null): ChannelLink {
+  function link(channel: string, socketId: string, registration: FrameSink, position: number | null): ChannelLink {
     // Whispers and the leave go to the channel one after the other, in the order the client sent them.
     let calls = Promise.resolve();
     const call = (what: string, send: () => Promise<void>) => {
@@ -56,7 +43,7 @@ export function channelGateway(
       close(reason) {
         if (closed) return;
         closed = true;
-        if (!unregister(channel, socketId, registration) || reason === "moved") return;
+        if (!local.unregister(channel, socketId, registration) || reason === "moved") return;
         call("leave_failed", () => channelObject(channel).leave(at, socketId, reason));
       },
     };
@@ -73,20 +60,20 @@ export function channelGateway(
     handlers: LinkHandlers,
     call: () => Promise<T | null>,
     firstOf: (answer: T) => NumberedFrames & { upTo: number | null },
-  ): Promise<{ answer: T; registration: object } | null> {
+  ): Promise<{ answer: T; registration: FrameSink } | null> {
     let held: NumberedFrames[] | null = [];
     const registration = register(channel, socketId, (frames, seqs) => (held ? held.push({ frames, seqs }) : handlers.onFrames(frames, seqs)));
     let answer: T | null;
     try {
       answer = await call();
     } catch (error) {
-      unregister(channel, socketId, registration);
+      local.unregister(channel, socketId, registration);
       throw error;
     }
     const waiting = held;
     held = null;
     if (answer === null) {
-      unregister(channel, socketId, registration);
+      local.unregister(channel, socketId, registration);
       return null;
     }
     const { upTo, ...first } = firstOf(answer);
@@ -106,7 +93,8 @@ export function channelGateway(
         socketId,
         handlers,
         () => channelObject(channel).join(request),
-        (answer) => ({ frames: answer.frames, seqs: null, upTo: null }),
+        // The join's own frames (presence:subscribed) stand at the join's position: a session that can recover gets its offset on them.
+        ({ frames, position }) => ({ frames, seqs: position === undefined ? null : frames.map(() => position), upTo: null }),
       );
       return link(channel, socketId, joined!.registration, joined!.answer.position ?? null);
     },

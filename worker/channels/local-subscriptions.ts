@@ -17,10 +17,17 @@ export class LocalSubscriptions {
     sockets.set(socketId, sink);
   }
 
-  unregister(channel: string, socketId: string): void {
+  /**
+   * Removes `sink` unless another has taken its place (the same socket subscribed
+   * again here: an upgrade, or a recovery while the lost connection still lingers);
+   * false when it had.
+   */
+  unregister(channel: string, socketId: string, sink: FrameSink): boolean {
     const sockets = this.byChannel.get(channel);
-    if (!sockets?.delete(socketId)) return;
+    if (sockets?.get(socketId) !== sink) return false;
+    sockets.delete(socketId);
     if (sockets.size === 0) this.byChannel.delete(channel);
+    return true;
   }
 
   subscribers(channel: string): number {

@@ -294,7 +294,10 @@ export class Session {
   private async recover(pid: string, offset: unknown): Promise<boolean> {
     const socketId = socketIdOfPid(pid);
     const positions = decodeOffset(offset, this.options.config.maxChannelsPerConnection);
-    if (socketId === null || positions === null) return false;
+    if (socketId === null || positions === null) {
+      this.options.log.debug("recovery_refused", { socketId: this.socketId, reason: "no well-formed pid and offset" });
+      return false;
+    }
     const fresh = this.socketId;
     this.socketId = socketId;
     this.held = [];
@@ -306,7 +309,10 @@ export class Session {
         subscriptions.push(subscription);
         try {
           const recovered = await this.options.gateway.recover(channel, { socketId, pid, position }, this.linkHandlers(channel, subscription));
-          if (recovered === null) return false;
+          if (recovered === null) {
+            this.options.log.debug("recovery_refused", { socketId, channel, reason: "the channel has nothing to take up" });
+            return false;
+          }
           subscription.member = recovered.member;
           subscription.link = recovered.link;
           return true;
