@@ -5,9 +5,16 @@ const UNIT_BINDINGS = {
   CLIENTS: JSON.stringify([{ appId: "app", key: "secret-key" }]),
   BRIDGE_SECRET: "bridge-secret",
   PRESENCE_LEAVE_GRACE: "200",
+  RECOVERY_WINDOW: "1000",
+  RECOVERY_HISTORY_MESSAGES: "10",
 };
 /** Unit tests whose channels deliver to DeliveryProbe hosts. */
-const CHANNEL_TESTS = ["test/unit/channel.test.ts", "test/unit/channel-fanout.test.ts", "test/unit/publish-replay.test.ts"];
+const CHANNEL_TESTS = [
+  "test/unit/channel.test.ts",
+  "test/unit/channel-fanout.test.ts",
+  "test/unit/channel-recovery.test.ts",
+  "test/unit/publish-replay.test.ts",
+];
 
 export default defineConfig({
   test: {

@@ -8,11 +8,11 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { PresenceMember } from "../../worker/channels/auth.ts";
-import type { ChannelDelivery, DeliveryReceipt, DeliveryTarget, SubscriberAddress, Whisper } from "../../worker/channels/delivery.ts";
+import type { ChannelDelivery, DeliveryReceipt, DeliveryTarget, LeaveReason, SubscriberAddress, Whisper } from "../../worker/channels/delivery.ts";
 import { channelGateway } from "../../worker/channels/gateway.ts";
 import { LocalSubscriptions } from "../../worker/channels/local-subscriptions.ts";
 import { readConfig, type Env } from "../../worker/config.ts";
-import type { ChannelLink } from "../../worker/session/session.ts";
+import type { ChannelLink, LinkHandlers } from "../../worker/session/session.ts";
 
 export { default } from "../../worker/index.ts";
 export * from "../../worker/index.ts";
@@ -23,6 +23,8 @@ export class DeliveryProbe extends DurableObject<Env> implements DeliveryTarget 
   private readonly links = new Map<string, ChannelLink>();
   /** Per socket, the `[event, channel, data]` frames it received, in order. */
   private readonly received = new Map<string, unknown[][]>();
+  /** Per socket, the channel's numbers of the frames it received (null for unnumbered ones). */
+  private readonly numbers = new Map<string, (number | null)[]>();
   private deliverCalls = 0;
   /** Each deliver waits this long (or up to this long, at random) before fanning out: overlapping deliveries would reorder. */
   private delay = { ms: 0, random: false };
@@ -34,21 +36,44 @@ export class DeliveryProbe extends DurableObject<Env> implements DeliveryTarget 
     return { incarnation: this.incarnation, ...this.local.deliver(delivery) };
   }
 
-  /** A socket of this probe subscribes, as a session does once Laravel allowed it. */
-  async join(appId: string, channel: string, socketId: string, member: PresenceMember | null = null, resumed = false): Promise<void> {
-    const gateway = channelGateway(this.env, readConfig(this.env), appId, null, this.address(), this.local);
-    const frames = this.framesOf(socketId);
-    const link = await gateway.open(channel, socketId, member, {
-      onFrames: (batch) => frames.push(...batch.map((frame) => JSON.parse(frame.slice(2)) as unknown[])),
-    }, { resumed });
+  /** A socket of this probe subscribes, as a session does once Laravel allowed it; with a `pid` it can recover. */
+  async join(appId: string, channel: string, socketId: string, member: PresenceMember | null = null, resumed = false, pid?: string): Promise<void> {
+    const link = await this.gateway(appId).open(channel, socketId, member, this.recorder(socketId), { resumed, ...(pid && { pid }) });
     this.links.set(`${channel}\n${socketId}`, link);
+  }
+
+  /** A socket of this probe takes up the subscription a lost connection of session `pid` left; false when the channel had nothing. */
+  async recover(appId: string, channel: string, socketId: string, pid: string, position: number): Promise<boolean> {
+    const recovered = await this.gateway(appId).recover(channel, { socketId, pid, position }, this.recorder(socketId));
+    if (recovered) this.links.set(`${channel}\n${socketId}`, recovered.link);
+    return recovered !== null;
+  }
+
+  seqs(socketId: string): (number | null)[] {
+    return this.numbers.get(socketId) ?? [];
+  }
+
+  private gateway(appId: string) {
+    return channelGateway(this.env, readConfig(this.env), appId, null, this.address(), this.local);
+  }
+
+  private recorder(socketId: string): LinkHandlers {
+    const frames = this.framesOf(socketId);
+    if (!this.numbers.has(socketId)) this.numbers.set(socketId, []);
+    const numbers = this.numbers.get(socketId)!;
+    return {
+      onFrames: (batch, seqs) => {
+        frames.push(...batch.map((frame) => JSON.parse(frame.slice(2)) as unknown[]));
+        numbers.push(...batch.map((_, i) => seqs?.[i] ?? null));
+      },
+    };
   }
 
   whisper(channel: string, socketId: string, whisper: Whisper): void {
     this.links.get(`${channel}\n${socketId}`)!.whisper(whisper);
   }
 
-  close(channel: string, socketId: string, reason: "unsubscribe" | "disconnect"): void {
+  close(channel: string, socketId: string, reason: LeaveReason): void {
     this.links.get(`${channel}\n${socketId}`)!.close(reason);
     this.links.delete(`${channel}\n${socketId}`);
   }

@@ -4,6 +4,7 @@
  */
 import { env } from "cloudflare:test";
 import type { PresenceMember } from "../../worker/channels/auth.ts";
+import type { LeaveReason } from "../../worker/channels/delivery.ts";
 import { channelObjectName } from "../../worker/channels/names.ts";
 import type { DeliveryProbe } from "./delivery-probe.ts";
 
@@ -19,14 +20,21 @@ export function channelStub(appId: string, channel: string) {
 }
 
 /** A socket of `host` subscribed to `channel` of `appId`; `frames()` reads the `[event, channel, data]` frames it received. */
-export async function subscribed(appId: string, channel: string, socketId: string, member: PresenceMember | null = null, host = probeHost()) {
-  await host.join(appId, channel, socketId, member);
+export async function subscribed(
+  appId: string,
+  channel: string,
+  socketId: string,
+  member: PresenceMember | null = null,
+  host = probeHost(),
+  pid?: string,
+) {
+  await host.join(appId, channel, socketId, member, false, pid);
   return {
     host,
     socketId,
     stub: channelStub(appId, channel),
     frames: () => host.frames(socketId) as Promise<unknown[][]>,
     whisper: (event: string, data: unknown) => host.whisper(channel, socketId, { event, data }),
-    close: (reason: "unsubscribe" | "disconnect") => host.close(channel, socketId, reason),
+    close: (reason: LeaveReason) => host.close(channel, socketId, reason),
   };
 }

@@ -8,6 +8,7 @@ import type { Whisper } from "../../worker/channels/delivery.ts";
 import type { Config } from "../../worker/config.ts";
 import { readConfig } from "../../worker/config.ts";
 import { Session, type ChannelGateway, type ChannelLink, type LinkHandlers } from "../../worker/session/session.ts";
+import { decodeOffset, encodeOffset, newPid, socketIdOfPid } from "../../worker/session/recovery.ts";
 
 interface FakeLink {
   channel: string;
@@ -17,10 +18,15 @@ interface FakeLink {
   handlers: LinkHandlers;
 }
 
-function harness(overrides: Partial<Config> = {}, revision: 4 | 5 = 5) {
+/** What a channel can hand to a recovering session: its member and the frames the client missed. */
+type Recoverable = { pid: string; member: PresenceMember | null; frames: string[]; seqs: number[] };
+
+function harness(overrides: Partial<Config> = {}, revision: 4 | 5 = 5, recoverable: Record<string, Recoverable> = {}) {
   const config = { ...readConfig({} as never), ...overrides };
   const sent: string[] = [];
   const frames: string[] = [];
+  /** Packets and frames together, in the order the client gets them. */
+  const wire: string[] = [];
   const closes: string[] = [];
   /** One entry per open() call, in order: a link opened and closed again still shows. */
   const links: FakeLink[] = [];
@@ -39,8 +45,11 @@ function harness(overrides: Partial<Config> = {}, revision: 4 | 5 = 5) {
     attach(channel, _socketId, handlers) {
       return fakeLink(channel, null, handlers);
     },
-    async recover() {
-      return null;
+    async recover(channel, { pid }, handlers) {
+      const kept = recoverable[channel];
+      if (!kept || kept.pid !== pid) return null;
+      handlers.onFrames(kept.frames, kept.seqs);
+      return { member: kept.member, link: fakeLink(channel, kept.member, handlers) };
     },
   };
   function fakeLink(channel: string, member: PresenceMember | null, handlers: LinkHandlers): ChannelLink {
@@ -58,14 +67,20 @@ function harness(overrides: Partial<Config> = {}, revision: 4 | 5 = 5) {
     config,
     gateway,
     log: { debug() {}, warn() {} },
-    send: (packets) => sent.push(...packets),
-    sendFrames: (f) => frames.push(...f),
+    send: (packets) => {
+      sent.push(...packets);
+      wire.push(...packets);
+    },
+    sendFrames: (f) => {
+      frames.push(...f);
+      wire.push(...f);
+    },
     close: (reason) => closes.push(reason),
   });
   const emit = (...args: unknown[]) => session.receive("2" + JSON.stringify(args));
   const settle = () => new Promise((r) => setTimeout(r, 0));
   const releaseAuth = () => heldAuth.splice(0).forEach((release) => release());
-  return { session, sent, frames, closes, links, emit, settle, releaseAuth };
+  return { session, sent, frames, wire, closes, links, emit, settle, releaseAuth };
 }
 
 describe("CONNECT", () => {
@@ -176,5 +191,90 @@ describe("whisper", () => {
     await h.settle();
     for (let i = 0; i < 20; i++) h.emit("client event", { channel: "private-chat", event: "client-x", data: i });
     expect(h.links[0]!.whispers.length).toBe(5);
+  });
+});
+
+describe("connection state recovery", () => {
+  const PID = "11.22:33.44";
+  const connectWith = (auth: unknown) => "0" + JSON.stringify(auth);
+
+  it("offsets and pids round-trip; malformed ones are refused", () => {
+    const table: [string, number][][] = [[["orders", 0]], [["orders", 5], ["presence-room.1", 12], ["App.Models.User.7", 3]]];
+    for (const positions of table) expect([...decodeOffset(encodeOffset(positions), 100)!]).toEqual(positions);
+    for (const bad of ["", "5", "~orders", "x~orders", "5~", "5~has space", "5~a|5~a", "1~a|2~b|3~c", 5, null]) {
+      expect(decodeOffset(bad, 2)).toBeNull();
+    }
+    expect(socketIdOfPid(newPid("11.22"))).toBe("11.22");
+    for (const bad of ["11.22", "11.22:", "x.1:2.3", "11.22:33.44:55.66", 7]) expect(socketIdOfPid(bad)).toBeNull();
+  });
+
+  it("takes back the socket id and channels of a lost session: the CONNECT reply first, then what it missed with offsets; laravel-echo's resubscribe is a no-op", async () => {
+    const h = harness({}, 5, {
+      orders: { pid: PID, member: null, frames: ['42["E","orders",6]'], seqs: [6] },
+      "presence-room": { pid: PID, member: { user_id: 1, user_info: {} }, frames: [], seqs: [] },
+    });
+    h.session.receive(connectWith({ pid: PID, offset: "5~orders|7~presence-room", token: "from auth" }));
+    await h.settle();
+    expect(h.wire).toEqual([`0{"sid":"11.22","pid":"${PID}"}`, '42["E","orders",6,"6~orders|7~presence-room"]']);
+    expect(h.session.socketId).toBe("11.22");
+
+    const opened = h.links.length;
+    h.emit("subscribe", { channel: "orders" });
+    h.emit("subscribe", { channel: "presence-room", auth: {} });
+    await h.settle();
+    expect(h.links).toHaveLength(opened);
+    expect(h.session.state()).toEqual({
+      socketId: "11.22",
+      connected: true,
+      pid: PID,
+      channels: [
+        { channel: "orders", member: null, position: 6 },
+        { channel: "presence-room", member: { user_id: 1, user_info: {} }, position: 7 },
+      ],
+    });
+    h.links[0]!.handlers.onFrames(['42["E","orders",8]'], [8]);
+    expect(h.wire.at(-1)).toBe('42["E","orders",8,"8~orders|7~presence-room"]');
+  });
+
+  it("is all or nothing: a channel with nothing to take up leaves the others as a lost connection would, and the client starts afresh", async () => {
+    const h = harness({}, 5, { orders: { pid: PID, member: null, frames: ['42["E","orders",6]'], seqs: [6] } });
+    h.session.receive(connectWith({ pid: PID, offset: "5~orders|2~gone" }));
+    await h.settle();
+    expect(h.wire).toEqual([expect.stringMatching(/^0\{"sid":"sock-1","pid":"sock-1:\d+\.\d+"\}$/)]);
+    expect(h.links.map((l) => [l.channel, l.closed])).toEqual([["orders", "lost"]]);
+    expect(h.session.state().channels).toEqual([]);
+  });
+
+  it("starts afresh on a malformed pid or offset, and never recovers with RECOVERY_WINDOW=0", async () => {
+    const kept = { orders: { pid: PID, member: null, frames: [], seqs: [] } };
+    for (const [auth, overrides] of [
+      [{ pid: "nope", offset: "5~orders" }, {}],
+      [{ pid: PID, offset: "five~orders" }, {}],
+      [{ pid: PID }, {}],
+      [{ pid: PID, offset: "5~orders" }, { recoveryWindow: 0 }],
+    ] as const) {
+      const h = harness(overrides, 5, kept);
+      h.session.receive(connectWith(auth));
+      await h.settle();
+      expect(h.session.socketId).toBe("sock-1");
+      expect(h.links).toEqual([]);
+    }
+  });
+
+  it("a lost connection keeps its channels for a recovery; the client's own disconnect, or a client that cannot recover, leaves them", async () => {
+    for (const [revision, reason, leave] of [
+      [5, "transport close", "lost"],
+      [5, "ping timeout", "lost"],
+      [5, "client namespace disconnect", "disconnect"],
+      [4, "transport close", "disconnect"],
+    ] as const) {
+      const h = harness({}, revision);
+      if (revision === 5) h.session.receive("0");
+      else h.session.start();
+      h.emit("subscribe", { channel: "orders" });
+      await h.settle();
+      h.session.end(reason);
+      expect(h.links.map((l) => l.closed)).toEqual([leave]);
+    }
   });
 });
