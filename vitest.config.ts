@@ -6,7 +6,7 @@ const UNIT_BINDINGS = {
   BRIDGE_SECRET: "bridge-secret",
   PRESENCE_LEAVE_GRACE: "200",
   RECOVERY_WINDOW: "1000",
-  RECOVERY_HISTORY_MESSAGES: "10",
+  RECOVERY_HISTORY_BATCHES: "10",
 };
 /** Unit tests whose channels deliver to DeliveryProbe hosts. */
 const CHANNEL_TESTS = [

@@ -472,8 +472,7 @@ export class ChannelObject extends DurableObject<Env> implements ChannelSubscrip
   private history(): ChannelHistory {
     const config = readConfig(this.env);
     this.historyStore ??= new ChannelHistory(this.ctx.storage.sql, {
-      windowMs: config.recoveryWindow,
-      maxFrames: config.recoveryHistoryMessages,
+      maxBatches: config.recoveryHistoryBatches,
       maxBytes: config.recoveryHistoryBytes,
     });
     return this.historyStore;

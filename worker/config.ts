@@ -38,7 +38,7 @@ export const WORKER_VARIABLES = [
   "POLLING_OUTBOX_LIMIT",
   "PRESENCE_LEAVE_GRACE",
   "RECOVERY_WINDOW",
-  "RECOVERY_HISTORY_MESSAGES",
+  "RECOVERY_HISTORY_BATCHES",
   "RECOVERY_HISTORY_BYTES",
   "STATS_REQUIRE_KEY",
   "MAX_EVENT_DATA_BYTES",
@@ -114,8 +114,8 @@ export interface Config {
    * with every event it missed; 0 disables it.
    */
   recoveryWindow: number;
-  /** Per channel, the history recovery replays from is also bounded by these counts of frames and bytes. */
-  recoveryHistoryMessages: number;
+  /** Per channel, the history recovery replays from holds this many publishes (batches, one row each) and at most these bytes. */
+  recoveryHistoryBatches: number;
   recoveryHistoryBytes: number;
   statsRequireKey: boolean;
   /** Largest `data` of one event published through `POST /apps/:appId/events` or `batch_events` (Pusher's 10 KB). */
@@ -219,7 +219,7 @@ export function readConfig(env: Env): Config {
     presenceLeaveGrace: int(env.PRESENCE_LEAVE_GRACE, 3_000),
     // socket.io's maxDisconnectionDuration default.
     recoveryWindow: int(env.RECOVERY_WINDOW, 120_000),
-    recoveryHistoryMessages: int(env.RECOVERY_HISTORY_MESSAGES, 1_000),
+    recoveryHistoryBatches: int(env.RECOVERY_HISTORY_BATCHES, 1_000),
     recoveryHistoryBytes: int(env.RECOVERY_HISTORY_BYTES, 1_048_576),
     statsRequireKey: bool(env.STATS_REQUIRE_KEY),
     maxEventDataBytes: int(env.MAX_EVENT_DATA_BYTES, 10_240),

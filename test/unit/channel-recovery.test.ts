@@ -1,6 +1,6 @@
 /**
  * Connection state recovery in the Channel Durable Object (RECOVERY_WINDOW 1 s and
- * RECOVERY_HISTORY_MESSAGES 10 in this project): a recoverable subscription whose
+ * RECOVERY_HISTORY_BATCHES 10 in this project): a recoverable subscription whose
  * connection is lost is kept, presence included, and the reconnected socket takes it
  * up at a new address with every frame it missed, across an eviction; what cannot
  * be taken up is refused.
@@ -68,7 +68,7 @@ describe("a lost recoverable subscription", () => {
     const newHost = probeHost();
     expect(await newHost.recover(APP_ID, channel, "1.1", "1.1:3.3", position)).toBe(false);
     expect(await newHost.recover(APP_ID, channel, "1.1", PID, position + 1000)).toBe(false);
-    // RECOVERY_HISTORY_MESSAGES is 10 here.
+    // RECOVERY_HISTORY_BATCHES is 10 here, and each of these publishes is a batch.
     for (let n = 2; n <= 13; n++) expect((await publish(channel, { n })).status).toBe(200);
     expect(await newHost.recover(APP_ID, channel, "1.1", PID, position)).toBe(false);
     expect(await newHost.frames("1.1")).toEqual([]);
