@@ -245,13 +245,16 @@ describe("connection state recovery", () => {
     expect(h.session.state().channels).toEqual([]);
   });
 
-  it("starts afresh on a malformed pid or offset, and never recovers with RECOVERY_WINDOW=0", async () => {
-    const kept = { orders: { pid: PID, member: null, frames: [], seqs: [] } };
+  it("starts afresh on a malformed pid or offset, beyond the subscribe budget, and never with RECOVERY_WINDOW=0", async () => {
+    const none = { pid: PID, member: null, frames: [], seqs: [] };
+    const kept = { orders: none, a: none, b: none };
     for (const [auth, overrides] of [
       [{ pid: "nope", offset: "5~orders" }, {}],
       [{ pid: PID, offset: "five~orders" }, {}],
       [{ pid: PID }, {}],
       [{ pid: PID, offset: "5~orders" }, { recoveryWindow: 0 }],
+      // More channels than the subscribe budget allows at once: as many calls as subscribes would be.
+      [{ pid: PID, offset: "5~orders|1~a|2~b" }, { subscribeBurst: 2 }],
     ] as const) {
       const h = harness(overrides, 5, kept);
       h.session.receive(connectWith(auth));

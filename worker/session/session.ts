@@ -298,6 +298,12 @@ export class Session {
       this.options.log.debug("recovery_refused", { socketId: this.socketId, reason: "no well-formed pid and offset" });
       return false;
     }
+    // Each channel taken up is a call to its channel object, like a subscribe: the same budget applies.
+    for (const _ of positions) {
+      if (this.subscribeTokens.take()) continue;
+      this.options.log.debug("recovery_refused", { socketId: this.socketId, reason: "SUBSCRIBE_RATE", channels: positions.size });
+      return false;
+    }
     const fresh = this.socketId;
     this.socketId = socketId;
     this.held = [];
