@@ -116,6 +116,8 @@ export class ChannelObject extends DurableObject<Env> implements ChannelSubscrip
   private reportQueued = false;
   private readonly webhooks = new ChannelWebhooks(this.env, this.ctx.storage.kv);
   private historyStore: ChannelHistory | null = null;
+  /** Whether any subscription has a pid; null when the subscriptions changed since it was worked out. */
+  private anyRecoverable: boolean | null = null;
 
   /**
    * Records a subscription. A user's first socket makes the others see
@@ -364,6 +366,7 @@ export class ChannelObject extends DurableObject<Env> implements ChannelSubscrip
       }
       gone.push(subscriber);
       subscribers.delete(subscriber.socketId);
+      this.anyRecoverable = null;
       this.ctx.storage.sql.exec("DELETE FROM subscribers WHERE socket_id = ?", subscriber.socketId);
     }
     // Queued before the awaits below, so info() never answers ahead of the directory.
@@ -440,6 +443,7 @@ export class ChannelObject extends DurableObject<Env> implements ChannelSubscrip
   private record(subscriber: Subscriber): void {
     const { socketId, at, member, pid, lostAt } = subscriber;
     this.subscribers().set(socketId, subscriber);
+    this.anyRecoverable = null;
     this.ctx.storage.sql.exec(
       `INSERT INTO subscribers (socket_id, kind, name, incarnation, member, joined_at, pid, lost_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (socket_id) DO UPDATE SET kind = excluded.kind, name = excluded.name, incarnation = excluded.incarnation,
@@ -465,8 +469,8 @@ export class ChannelObject extends DurableObject<Env> implements ChannelSubscrip
   /** Frames are numbered and kept while any subscriber, connected or kept, could recover. */
   private keepsHistory(): boolean {
     if (readConfig(this.env).recoveryWindow === 0) return false;
-    for (const { pid } of this.subscribers().values()) if (pid !== null) return true;
-    return false;
+    this.anyRecoverable ??= [...this.subscribers().values()].some(({ pid }) => pid !== null);
+    return this.anyRecoverable;
   }
 
   private history(): ChannelHistory {
