@@ -48,6 +48,7 @@ export const WORKER_VARIABLES = [
   "UPSTASH_REDIS_REST_TOKEN",
   "REDIS_PREFIX",
   "UPSTASH_APP_ID",
+  "METER_REQUESTS",
 ] as const;
 
 type WorkerVariables = { [name in (typeof WORKER_VARIABLES)[number]]?: string };
