@@ -263,10 +263,10 @@ export class ChannelObject extends DurableObject<Env> implements ChannelSubscrip
       if (due <= now) expired.push(subscriber);
       else if (nextLeave === null || due < nextLeave) nextLeave = due;
     }
-    // The window was their grace: members no longer present leave now.
+    // The window was their grace: members no longer present leave now. forget() reports, counters included.
     if (expired.length > 0) await this.forget(expired, "unsubscribe");
     if (appId && channel) this.webhooks.occupancy(appId, channel, () => this.isOccupied());
-    await this.report();
+    if (expired.length === 0) await this.report();
     if (nextLeave !== null) await this.scheduleAlarm(nextLeave);
   }
 
