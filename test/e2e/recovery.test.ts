@@ -18,6 +18,7 @@ import {
   joinPresence,
   makeEcho,
   publishEvent,
+  rawSocket,
   uniqueChannel,
   until,
   type EchoClient,
@@ -93,6 +94,27 @@ describe("a Socket.IO v4 client whose transport is closed under it", () => {
     await until(() => expect(ns(receivedByV2)).toContain(6));
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(after(received)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+});
+
+describe("a forged recovery", () => {
+  it("claiming another client's socket id (which Laravel shares with everyone) takes nothing from it", async () => {
+    const channel = uniqueChannel("victim");
+    const victim = await echoConnected(makeEcho(4));
+    const received = listen(victim, channel);
+    await until(async () => {
+      expect((await publishEvent({ channel, name: "Tick", data: { n: 0 } })).status).toBe(200);
+      expect(ns(received)).toContain(0);
+    });
+    // Same Engine.IO version and colo: the same connection host as the victim.
+    const forger = await rawSocket("EIO=4&transport=websocket");
+    forger.ws.send("40" + JSON.stringify({ pid: `${socketOf(victim).id}:1.1`, offset: `1~${channel}` }));
+    await until(() => expect(forger.frames.some((frame) => frame.startsWith("40{"))).toBe(true));
+    expect(forger.frames.find((frame) => frame.startsWith("40{"))).not.toContain(socketOf(victim).id);
+
+    expect((await publishEvent({ channel, name: "Tick", data: { n: 1 } })).status).toBe(200);
+    await until(() => expect(after(received)).toEqual([1]));
+    expect(forger.frames.filter((frame) => frame.startsWith("42"))).toEqual([]);
   });
 });
 

@@ -10,16 +10,33 @@ import { DurableObject } from "cloudflare:workers";
 import type { PresenceMember } from "../../worker/channels/auth.ts";
 import type { ChannelDelivery, DeliveryReceipt, DeliveryTarget, LeaveReason, SubscriberAddress, Whisper } from "../../worker/channels/delivery.ts";
 import { channelGateway } from "../../worker/channels/gateway.ts";
-import { LocalSubscriptions } from "../../worker/channels/local-subscriptions.ts";
+import { LocalSubscriptions, type FrameSink } from "../../worker/channels/local-subscriptions.ts";
 import { readConfig, type Env } from "../../worker/config.ts";
 import type { ChannelLink, LinkHandlers } from "../../worker/session/session.ts";
 
 export { default } from "../../worker/index.ts";
 export * from "../../worker/index.ts";
 
+/** LocalSubscriptions that can also lose a socket without its link knowing, as a host whose socket vanished. */
+class ForgettableSubscriptions extends LocalSubscriptions {
+  private readonly sinks = new Map<string, FrameSink[]>();
+
+  override register(channel: string, socketId: string, sink: FrameSink): void {
+    const key = `${channel}\n${socketId}`;
+    this.sinks.set(key, [...(this.sinks.get(key) ?? []), sink]);
+    super.register(channel, socketId, sink);
+  }
+
+  forget(channel: string, socketId: string): void {
+    const key = `${channel}\n${socketId}`;
+    for (const sink of this.sinks.get(key) ?? []) this.unregister(channel, socketId, sink);
+    this.sinks.delete(key);
+  }
+}
+
 export class DeliveryProbe extends DurableObject<Env> implements DeliveryTarget {
   private incarnation = crypto.randomUUID();
-  private local = new LocalSubscriptions();
+  private local = new ForgettableSubscriptions();
   private readonly links = new Map<string, ChannelLink>();
   /** Per socket, the `[event, channel, data]` frames it received, in order. */
   private readonly received = new Map<string, unknown[][]>();
@@ -80,16 +97,14 @@ export class DeliveryProbe extends DurableObject<Env> implements DeliveryTarget 
 
   /** The socket is gone without a word to the channel (its leave was lost). */
   vanish(channel: string, socketId: string): void {
-    const nothing = () => {};
-    this.local.register(channel, socketId, nothing);
-    this.local.unregister(channel, socketId, nothing);
+    this.local.forget(channel, socketId);
     this.links.delete(`${channel}\n${socketId}`);
   }
 
   /** Restarts empty, as a host whose sockets a deploy dropped: a new incarnation, no subscriptions. */
   restart(): void {
     this.incarnation = crypto.randomUUID();
-    this.local = new LocalSubscriptions();
+    this.local = new ForgettableSubscriptions();
     this.links.clear();
   }
 

@@ -22,7 +22,7 @@ export function channelGateway(
 ): ChannelGateway {
   const log = createLogger(config.devMode);
   const channelObject = (channel: string) => env.CHANNEL.getByName(channelObjectName(appId, channel));
-  /** A link's sink in LocalSubscriptions is its registration: closing a link whose registration was superseded leaves nothing. */
+  /** A link's sink in LocalSubscriptions is its registration: closing a link while the socket has another one here leaves nothing. */
   const register = (channel: string, socketId: string, sink: FrameSink): FrameSink => {
     local.register(channel, socketId, sink);
     return sink;

@@ -263,7 +263,8 @@ export class Session {
   end(reason: string): void {
     if (this.ended) return;
     this.ended = true;
-    const leave: LeaveReason = this.pid !== null && RECOVERABLE_REASONS.has(reason) ? "lost" : "disconnect";
+    // A connection lost while it was recovering leaves what it took up recoverable too.
+    const leave: LeaveReason = (this.pid !== null || this.connecting) && RECOVERABLE_REASONS.has(reason) ? "lost" : "disconnect";
     for (const subscription of this.subscriptions.values()) {
       subscription.auth?.abort();
       subscription.link?.close(leave);
