@@ -24,7 +24,7 @@ import { LocalSubscriptions } from "../worker/channels/local-subscriptions.ts";
 import { openPacketFor } from "../worker/engine/connection.ts";
 import { createLogger, type Logger } from "../worker/log.ts";
 import { ProtocolError } from "../worker/protocol/errors.ts";
-import { decodeFrame, encodeFrame, type EnginePacket, type EngineVersion } from "../worker/protocol/engineio.ts";
+import { decodeFrame, encodeTextFrame, type EnginePacket, type EngineVersion } from "../worker/protocol/engineio.ts";
 import type { SessionHandover, SessionState } from "../worker/session/session.ts";
 import { startSession, type SessionOrigin, type StartedSession } from "../worker/session/start.ts";
 import { HOST_FULL_HEADER, HOST_HEADERS } from "../worker/engine/forwarding.ts";
@@ -70,7 +70,7 @@ interface HostedSocket {
   /** Until the session starts, frames wait their turn: the upgrade steps await the polling object. */
   steps: Promise<void>;
   /** While a handed-over session catches up, what it sends waits behind the frames still arriving at the polling side. */
-  held: (string | Uint8Array)[] | null;
+  held: string[] | null;
   open: boolean;
   /** Last frame from the client while this host was awake (auto-responses are counted by the runtime). */
   heardAt: number;
@@ -90,6 +90,10 @@ function closeCodeFor(reason: string): number {
 function switchingProtocols(client: WebSocket): Response {
   return new Response(null, { status: 101, webSocket: client, headers: { "sec-websocket-extensions": "" } });
 }
+
+// The same text frames for Engine.IO 3 and 4.
+const PING_FRAME = encodeTextFrame({ type: "ping" }, 4);
+const PROBE_PONG_FRAME = encodeTextFrame({ type: "pong", data: "probe" }, 4);
 
 const IDENTITY_KEY = "identity";
 const INCARNATION_KEY = "incarnation";
@@ -156,7 +160,7 @@ export class ConnectionHost implements DeliveryTarget {
       hosted.upgrade = { polling: this.env.POLLING.getByName(upgradeFrom), token, deadline };
       await this.keepAlarm(deadline);
     } else {
-      this.write(hosted, [openPacketFor(this.config, attachment.sid, attachment.version, [])]);
+      this.sendNow(hosted, [encodeTextFrame(openPacketFor(this.config, attachment.sid, attachment.version, []), attachment.version)]);
       this.begin(hosted, { early: [] });
       await this.keepAlarm();
     }
@@ -220,7 +224,7 @@ export class ConnectionHost implements DeliveryTarget {
         continue;
       }
       sessions.push(hosted);
-      if (hosted.attachment.version === 4) this.send(hosted, ["2"]);
+      if (hosted.attachment.version === 4) this.sendNow(hosted, [PING_FRAME]);
     }
     const kv = this.state.storage.kv;
     const renewAt = kv.get<number>(RENEW_AT_KEY) ?? 0;
@@ -309,8 +313,7 @@ export class ConnectionHost implements DeliveryTarget {
       hosted.ws.serializeAttachment(attachment);
     };
     hosted.started = startSession(this.env, this.config, attachment, origin, {
-      write: (packets) => this.write(hosted, packets),
-      writeFrames: (frames) => this.writeFrames(hosted, frames),
+      send: (frames) => this.send(hosted, frames),
       close: (reason) => this.closeSocket(hosted, reason),
       waitUntil: (promise) => this.state.waitUntil(promise),
       at: this.address(),
@@ -325,17 +328,13 @@ export class ConnectionHost implements DeliveryTarget {
     return { kind: "host", name: this.identity!.name, incarnation: this.incarnation };
   }
 
-  // Channel frames are already Engine.IO message frames, identical for EIO 3 and 4.
-  private writeFrames(hosted: HostedSocket, frames: (string | Uint8Array)[]): void {
+  /** The socket's Transport.send: waits behind a handover's catching up (`held`), else goes out at once. */
+  private send(hosted: HostedSocket, frames: string[]): void {
     if (hosted.held) hosted.held.push(...frames);
-    else this.send(hosted, frames);
+    else this.sendNow(hosted, frames);
   }
 
-  private write(hosted: HostedSocket, packets: EnginePacket[]): void {
-    this.writeFrames(hosted, packets.map((packet) => encodeFrame(packet, hosted.attachment.version)));
-  }
-
-  private send(hosted: HostedSocket, frames: (string | Uint8Array)[]): void {
+  private sendNow(hosted: HostedSocket, frames: string[]): void {
     if (!hosted.open) return;
     try {
       for (const frame of frames) hosted.ws.send(frame);
@@ -367,7 +366,7 @@ export class ConnectionHost implements DeliveryTarget {
     const upgrade = hosted.upgrade;
     if (!upgrade || !hosted.open) return;
     if (packet.type === "ping" && packet.data === "probe") {
-      if (await upgrade.polling.probe(upgrade.token)) return this.write(hosted, [{ type: "pong", data: "probe" }]);
+      if (await upgrade.polling.probe(upgrade.token)) return this.sendNow(hosted, [PROBE_PONG_FRAME]);
       return this.closeSocket(hosted, "session is no longer upgradable");
     }
     if (packet.type === "upgrade") {
@@ -377,7 +376,7 @@ export class ConnectionHost implements DeliveryTarget {
       hosted.upgrade = null;
       if (!hosted.open) return;
       hosted.attachment.cookie ??= handover.cookie;
-      this.send(hosted, handover.undelivered.map((packet) => encodeFrame(packet, hosted.attachment.version)));
+      this.sendNow(hosted, handover.undelivered);
       if (handover.session) return this.resume(hosted, upgrade.polling, handover.session);
       return this.begin(hosted, { early: handover.early });
     }
@@ -389,13 +388,13 @@ export class ConnectionHost implements DeliveryTarget {
     hosted.held = [];
     this.begin(hosted, { handover });
     try {
-      this.send(hosted, await polling.finishHandover(await hosted.started!.rejoined));
+      this.sendNow(hosted, await polling.finishHandover(await hosted.started!.rejoined));
     } catch (error) {
       this.log.warn("handover_failed", { sid: hosted.attachment.sid, error: String(error) });
     }
     const waiting = hosted.held;
     hosted.held = null;
-    this.send(hosted, waiting);
+    this.sendNow(hosted, waiting);
   }
 
   private acceptAndClose(reason: string): Response {

@@ -32,7 +32,8 @@ import {
   decodeJsonpBody,
   decodePayload,
   encodeJsonpResponse,
-  encodePayload,
+  encodeTextFrame,
+  payloadOf,
   type EnginePacket,
   type EngineVersion,
 } from "../worker/protocol/engineio.ts";
@@ -66,11 +67,11 @@ export interface UpgradeHandover {
   /** The session that ran here, when there was one. */
   session: SessionHandover | null;
   /**
-   * Packets queued here that the client never fetched and still waits for: messages,
+   * Frames queued here that the client never fetched and still waits for: messages,
    * and the pong to a ping it sent meanwhile (an Engine.IO 3 client without it gives
    * up on the connection). Our own pings are not carried: the WebSocket side pings anew.
    */
-  undelivered: EnginePacket[];
+  undelivered: string[];
 }
 
 interface PendingPoll {
@@ -79,6 +80,9 @@ interface PendingPoll {
 }
 
 const utf8 = new TextDecoder();
+/** The type digits a text frame starts with (the same in Engine.IO 3 and 4). */
+const MESSAGE_TYPE = encodeTextFrame({ type: "message" }, 4);
+const PONG_TYPE = encodeTextFrame({ type: "pong" }, 4);
 
 export class PollingSessionObject extends DurableObject<Env> implements DeliveryTarget {
   private phase: Phase | null = null;
@@ -87,7 +91,8 @@ export class PollingSessionObject extends DurableObject<Env> implements Delivery
   private appId = "";
   private address = "";
   private cookie: string | null = null;
-  private outbox: EnginePacket[] = [];
+  /** Text frames waiting for the client's next poll. */
+  private outbox: string[] = [];
   private outboxSize = 0;
   private pendingPoll: PendingPoll | null = null;
   /** Socket.IO packets received before the session started (e.g. a revision 5 CONNECT). */
@@ -144,7 +149,7 @@ export class PollingSessionObject extends DurableObject<Env> implements Delivery
   async probe(token: string): Promise<boolean> {
     if (this.upgrade?.token !== token) return false;
     this.upgrade.probed = true;
-    this.flushPoll([{ type: "noop" }]);
+    this.flushPoll([this.frame({ type: "noop" })]);
     return true;
   }
 
@@ -161,10 +166,10 @@ export class PollingSessionObject extends DurableObject<Env> implements Delivery
     clearTimeout(this.graceTimer);
     this.upgrade = null;
     this.phase = "upgraded";
-    this.flushPoll([{ type: "noop" }]);
+    this.flushPoll([this.frame({ type: "noop" })]);
     this.preSession?.detach();
     this.preSession = null;
-    const undelivered = this.outbox.filter((packet) => packet.type === "message" || packet.type === "pong");
+    const undelivered = this.outbox.filter((frame) => frame.startsWith(MESSAGE_TYPE) || frame.startsWith(PONG_TYPE));
     this.outbox = [];
     this.outboxSize = 0;
     const early = this.early;
@@ -207,7 +212,7 @@ export class PollingSessionObject extends DurableObject<Env> implements Delivery
       this.graceOver = true;
       this.maybeServePolling();
     }, config.upgradeGrace);
-    const response = this.payloadResponse([openPacketFor(config, this.sid, this.version, ["websocket"])], jsonp);
+    const response = this.payloadResponse([this.frame(openPacketFor(config, this.sid, this.version, ["websocket"]))], jsonp);
     if (this.version === 3) {
       response.headers.append("set-cookie", `io=${this.sid}; Path=/; HttpOnly; SameSite=Strict`);
     }
@@ -221,8 +226,7 @@ export class PollingSessionObject extends DurableObject<Env> implements Delivery
       version: this.version,
       pingInterval: config.pingInterval,
       pingTimeout: config.pingTimeout,
-      write: (packets) => this.enqueue(packets),
-      writeFrames: (frames) => this.enqueueFrames(frames),
+      send: (frames) => this.enqueue(frames),
       onMessage: (text) => this.early.push(text),
       onClose: (reason) => this.closeSession(reason),
     });
@@ -265,8 +269,7 @@ export class PollingSessionObject extends DurableObject<Env> implements Delivery
       { version: this.version, sid: this.sid, appId: this.appId, cookie: this.cookie },
       { early },
       {
-        write: (packets) => this.enqueue(packets),
-        writeFrames: (frames) => this.enqueueFrames(frames),
+        send: (frames) => this.enqueue(frames),
         close: (reason) => this.closeSession(reason),
         waitUntil: (promise) => this.ctx.waitUntil(promise),
         at: { kind: "polling", name: this.sid, incarnation: this.sid },
@@ -286,11 +289,11 @@ export class PollingSessionObject extends DurableObject<Env> implements Delivery
   private poll(jsonp: string | null): Response | Promise<Response> {
     if (this.pendingPoll) {
       // Two overlapping GETs mean a confused client: end the session, as engine.io does.
-      this.flushPoll([{ type: "close" }]);
+      this.flushPoll([this.frame({ type: "close" })]);
       this.terminate("overlapping polls");
       return engineErrorResponse(EngineError.BAD_REQUEST);
     }
-    if (this.upgrade?.probed) return this.payloadResponse([{ type: "noop" }], jsonp);
+    if (this.upgrade?.probed) return this.payloadResponse([this.frame({ type: "noop" })], jsonp);
     if (this.outbox.length > 0) return this.payloadResponse(this.takeOutbox(), jsonp);
     return new Promise((respond) => (this.pendingPoll = { jsonp, respond }));
   }
@@ -321,11 +324,13 @@ export class PollingSessionObject extends DurableObject<Env> implements Delivery
     return new Response("ok", { headers: { "content-type": "text/html; charset=UTF-8" } });
   }
 
-  private enqueue(packets: EnginePacket[]): void {
-    if (this.phase === "closed" || this.phase === "upgraded") return;
-    for (const packet of packets) {
-      this.outbox.push(packet);
-      this.outboxSize += typeof packet.data === "string" ? packet.data.length + 1 : 1;
+  /** Transport.send: queued for the next poll; after a handover, kept for the WebSocket that continues the session. */
+  private enqueue(frames: string[]): void {
+    if (this.phase === "upgraded") return void this.forwarded.push(...frames);
+    if (this.phase === "closed") return;
+    for (const frame of frames) {
+      this.outbox.push(frame);
+      this.outboxSize += frame.length;
     }
     const limit = this.config.pollingOutboxLimit;
     if (this.outboxSize > limit) {
@@ -336,28 +341,26 @@ export class PollingSessionObject extends DurableObject<Env> implements Delivery
     if (this.pendingPoll && !this.upgrade?.probed) this.flushPoll(this.takeOutbox());
   }
 
-  /** Channel frames are `4<socket.io packet>`: polling re-frames them; after a handover they go to the WebSocket. */
-  private enqueueFrames(frames: string[]): void {
-    if (this.phase === "upgraded") this.forwarded.push(...frames);
-    else this.enqueue(frames.map((frame) => ({ type: "message", data: frame.slice(1) })));
-  }
-
-  private takeOutbox(): EnginePacket[] {
-    const packets = this.outbox;
+  private takeOutbox(): string[] {
+    const frames = this.outbox;
     this.outbox = [];
     this.outboxSize = 0;
-    return packets;
+    return frames;
   }
 
-  private flushPoll(packets: EnginePacket[]): void {
+  private flushPoll(frames: string[]): void {
     const poll = this.pendingPoll;
     if (!poll) return;
     this.pendingPoll = null;
-    poll.respond(this.payloadResponse(packets, poll.jsonp));
+    poll.respond(this.payloadResponse(frames, poll.jsonp));
   }
 
-  private payloadResponse(packets: EnginePacket[], jsonp: string | null): Response {
-    const payload = encodePayload(packets, this.version);
+  private frame(packet: EnginePacket): string {
+    return encodeTextFrame(packet, this.version);
+  }
+
+  private payloadResponse(frames: string[], jsonp: string | null): Response {
+    const payload = payloadOf(frames, this.version);
     if (jsonp !== null) {
       return new Response(encodeJsonpResponse(payload, jsonp), {
         headers: { "content-type": "text/javascript; charset=UTF-8" },
@@ -383,7 +386,7 @@ export class PollingSessionObject extends DurableObject<Env> implements Delivery
     this.preSession = null;
     this.session = null;
     // engine.io answers a client's own close packet with a noop; any other end with a close packet.
-    this.flushPoll([{ type: reason === CLIENT_CLOSE ? "noop" : "close" }]);
+    this.flushPoll([this.frame({ type: reason === CLIENT_CLOSE ? "noop" : "close" })]);
     this.outbox = [];
     this.outboxSize = 0;
     createLogger(this.config.devMode).debug("polling_closed", { sid: this.sid, reason });

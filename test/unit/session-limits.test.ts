@@ -47,14 +47,13 @@ function harness(overrides: Partial<Config>) {
     config,
     gateway,
     log: { debug() {}, warn: (event, fields) => void warnings.push({ event, fields }) },
-    send: (packets) => sent.push(...packets),
-    sendFrames() {},
+    send: (frames) => sent.push(...frames),
     close() {},
   });
   session.receive("0");
   const emit = (...args: unknown[]) => session.receive("2" + JSON.stringify(args));
   const settle = () => new Promise((r) => setTimeout(r, 0));
-  const errors = () => sent.filter((p) => p.startsWith('2["subscription_error"'));
+  const errors = () => sent.filter((frame) => frame.startsWith('42["subscription_error"'));
   return { session, sent, auths, links, warnings, emit, settle, errors };
 }
 
@@ -66,7 +65,7 @@ describe("subscribe rate (SUBSCRIBE_RATE / SUBSCRIBE_BURST)", () => {
     for (let i = 0; i < 6; i++) h.emit("subscribe", { channel: `private-c${i}` });
     await h.settle();
     expect(h.auths.map((a) => a.channel)).toEqual(["private-c0", "private-c1", "private-c2"]);
-    expect(h.errors()).toEqual([3, 4, 5].map((i) => `2["subscription_error","private-c${i}",429]`));
+    expect(h.errors()).toEqual([3, 4, 5].map((i) => `42["subscription_error","private-c${i}",429]`));
   });
 
   it("counts public subscribes too, and not repeated subscribes to a joined channel", async () => {
@@ -77,7 +76,7 @@ describe("subscribe rate (SUBSCRIBE_RATE / SUBSCRIBE_BURST)", () => {
     h.emit("subscribe", { channel: "refunds" });
     await h.settle();
     expect(h.links.map((l) => l.channel)).toEqual(["orders", "invoices"]);
-    expect(h.errors()).toEqual(['2["subscription_error","refunds",429]']);
+    expect(h.errors()).toEqual(['42["subscription_error","refunds",429]']);
   });
 });
 
@@ -97,7 +96,7 @@ describe("auth calls in flight (MAX_PENDING_AUTH)", () => {
     await h.settle();
     // A legitimate page with more channels than slots gets every one of them.
     expect(h.links.map((l) => l.channel).sort()).toEqual(["presence-d", "private-b", "private-c"]);
-    expect(h.errors()).toEqual(['2["subscription_error","private-a",403]']);
+    expect(h.errors()).toEqual(['42["subscription_error","private-a",403]']);
   });
 
   it("an unsubscribe aborts a pending auth call, and a queued one is never made", async () => {

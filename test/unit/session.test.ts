@@ -23,9 +23,7 @@ type Recoverable = { pid: string; member: PresenceMember | null; frames: string[
 
 function harness(overrides: Partial<Config> = {}, revision: 4 | 5 = 5, recoverable: Record<string, Recoverable> = {}) {
   const config = { ...readConfig({} as never), ...overrides };
-  const sent: string[] = [];
-  const frames: string[] = [];
-  /** Packets and frames together, in the order the client gets them. */
+  /** Every Engine.IO frame the session sent, in order: its own packets and its channels' frames. */
   const wire: string[] = [];
   const closes: string[] = [];
   /** One entry per open() call, in order: a link opened and closed again still shows. */
@@ -67,41 +65,34 @@ function harness(overrides: Partial<Config> = {}, revision: 4 | 5 = 5, recoverab
     config,
     gateway,
     log: { debug() {}, warn() {} },
-    send: (packets) => {
-      sent.push(...packets);
-      wire.push(...packets);
-    },
-    sendFrames: (f) => {
-      frames.push(...f);
-      wire.push(...f);
-    },
+    send: (frames) => wire.push(...frames),
     close: (reason) => closes.push(reason),
   });
   const emit = (...args: unknown[]) => session.receive("2" + JSON.stringify(args));
   const settle = () => new Promise((r) => setTimeout(r, 0));
   const releaseAuth = () => heldAuth.splice(0).forEach((release) => release());
-  return { session, sent, frames, wire, closes, links, emit, settle, releaseAuth };
+  return { session, wire, closes, links, emit, settle, releaseAuth };
 }
 
 describe("CONNECT", () => {
   it("revision 4 connects unasked; revision 5 answers the client's CONNECT with its socket id and, with recovery, a pid", () => {
     const v4 = harness({}, 4);
     v4.session.start();
-    expect(v4.sent).toEqual(["0"]);
+    expect(v4.wire).toEqual(["40"]);
     const v5 = harness({}, 5);
     v5.session.start();
-    expect(v5.sent).toEqual([]);
+    expect(v5.wire).toEqual([]);
     v5.session.receive('0{"token":"x"}');
-    expect(v5.sent).toEqual([expect.stringMatching(/^0\{"sid":"sock-1","pid":"sock-1:\d+\.\d+"\}$/)]);
+    expect(v5.wire).toEqual([expect.stringMatching(/^40\{"sid":"sock-1","pid":"sock-1:\d+\.\d+"\}$/)]);
     const withoutRecovery = harness({ recoveryWindow: 0 }, 5);
     withoutRecovery.session.receive("0");
-    expect(withoutRecovery.sent).toEqual(['0{"sid":"sock-1"}']);
+    expect(withoutRecovery.wire).toEqual(['40{"sid":"sock-1"}']);
   });
 
   it("refuses other namespaces and events before CONNECT", () => {
     const h = harness();
     h.session.receive("0/admin,");
-    expect(h.sent).toEqual(['4/admin,{"message":"Invalid namespace"}']);
+    expect(h.wire).toEqual(['44/admin,{"message":"Invalid namespace"}']);
     h.session.receive('2["subscribe",{"channel":"a"}]');
     expect(h.closes).toEqual(["protocol error: event before connect"]);
   });
@@ -115,12 +106,13 @@ describe("subscriptions", () => {
     h.emit("subscribe", { channel: "orders" });
     await h.settle();
     expect(h.links.map((l) => l.channel)).toEqual(["orders"]);
+    const connected = h.wire.length;
     h.links[0]!.handlers.onFrames(['42["E","orders",1]'], null);
-    expect(h.frames).toEqual(['42["E","orders",1]']);
+    expect(h.wire.slice(connected)).toEqual(['42["E","orders",1]']);
     h.emit("unsubscribe", { channel: "orders" });
     expect(h.links[0]!.closed).toBe("unsubscribe");
     h.links[0]!.handlers.onFrames(['42["E","orders",2]'], null);
-    expect(h.frames).toHaveLength(1);
+    expect(h.wire.slice(connected)).toEqual(['42["E","orders",1]']);
   });
 
   it("caps channels per connection with subscription_error 429", async () => {
@@ -129,7 +121,7 @@ describe("subscriptions", () => {
     for (const channel of ["a", "b", "c"]) h.emit("subscribe", { channel });
     await h.settle();
     expect(h.links.map((l) => l.channel)).toEqual(["a", "b"]);
-    expect(h.sent).toContain('2["subscription_error","c",429]');
+    expect(h.wire).toContain('42["subscription_error","c",429]');
   });
 
   it("refused auth sends subscription_error with Laravel's status and opens no link", async () => {
@@ -138,7 +130,7 @@ describe("subscriptions", () => {
     h.emit("subscribe", { channel: "private-denied" });
     await h.settle();
     expect(h.links).toEqual([]);
-    expect(h.sent).toContain('2["subscription_error","private-denied",403]');
+    expect(h.wire).toContain('42["subscription_error","private-denied",403]');
   });
 
   it("unsubscribing while auth is pending never opens the link", async () => {
@@ -181,7 +173,7 @@ describe("whisper", () => {
     h.emit("client event", { channel: "private-chat", event: "typing", data: 3 });
     h.emit("client event", { channel: "private-chat", event: "client-typing", data: 4 });
     expect(h.links.flatMap((l) => l.whispers)).toEqual([{ event: "client-typing", data: 4 }]);
-    expect(h.sent.filter((p) => p.includes("echo-edge:error"))).toHaveLength(1);
+    expect(h.wire.filter((p) => p.includes("echo-edge:error"))).toHaveLength(1);
   });
 
   it("is rate limited per connection", async () => {
@@ -215,7 +207,7 @@ describe("connection state recovery", () => {
     });
     h.session.receive(connectWith({ pid: PID, offset: "5~orders|7~presence-room", token: "from auth" }));
     await h.settle();
-    expect(h.wire).toEqual([`0{"sid":"11.22","pid":"${PID}"}`, '42["E","orders",6,"6~orders|7~presence-room"]']);
+    expect(h.wire).toEqual([`40{"sid":"11.22","pid":"${PID}"}`, '42["E","orders",6,"6~orders|7~presence-room"]']);
     expect(h.session.socketId).toBe("11.22");
 
     const opened = h.links.length;
@@ -240,7 +232,7 @@ describe("connection state recovery", () => {
     const h = harness({}, 5, { orders: { pid: PID, member: null, frames: ['42["E","orders",6]'], seqs: [6] } });
     h.session.receive(connectWith({ pid: PID, offset: "5~orders|2~gone" }));
     await h.settle();
-    expect(h.wire).toEqual([expect.stringMatching(/^0\{"sid":"sock-1","pid":"sock-1:\d+\.\d+"\}$/)]);
+    expect(h.wire).toEqual([expect.stringMatching(/^40\{"sid":"sock-1","pid":"sock-1:\d+\.\d+"\}$/)]);
     expect(h.links.map((l) => [l.channel, l.closed])).toEqual([["orders", "lost"]]);
     expect(h.session.state().channels).toEqual([]);
   });

@@ -1,12 +1,13 @@
 /**
  * One Engine.IO connection, independent of its transport: heartbeat, ping/pong,
- * close, and message packets handed up to the Socket.IO session. A WebSocket
- * (in the Worker) or a long-polling exchange (in a Durable Object) feeds it
- * decoded packets and gives it a way to write packets out.
+ * close, and message packets handed up to the Socket.IO session. Its transport (a
+ * connection host's WebSocket or a polling session) feeds it decoded packets and
+ * takes every frame out through Transport.send.
  */
 import type { Config } from "../config.ts";
-import { openPacket, type EngineVersion, type EnginePacket } from "../protocol/engineio.ts";
+import { encodeTextFrame, openPacket, type EngineVersion, type EnginePacket } from "../protocol/engineio.ts";
 import { Heartbeat } from "./heartbeat.ts";
+import type { Transport } from "./transport.ts";
 
 /** The open packet a client gets first, from the configured heartbeat and payload limit. */
 export function openPacketFor(config: Config, sid: string, version: EngineVersion, upgrades: string[]): EnginePacket {
@@ -27,10 +28,8 @@ export interface EngineConnectionOptions {
    * timer keeps it awake; pings never reach the connection. Default "timers".
    */
   heartbeat?: "timers" | "host";
-  /** Writes packets to the client, in order. */
-  write(packets: EnginePacket[]): void;
-  /** Writes ready-made Engine.IO message frames (`4…`), in order with write(). */
-  writeFrames(frames: string[]): void;
+  /** The transport's way out (Transport.send). */
+  send: Transport["send"];
   /** A Socket.IO packet text arrived. */
   onMessage(text: string): void;
   /** The connection ended (client close, heartbeat timeout, protocol error, or close()). Called once. */
@@ -48,7 +47,7 @@ export class EngineConnection {
       version: options.version,
       pingInterval: options.pingInterval,
       pingTimeout: options.pingTimeout,
-      sendPing: () => this.options.write([{ type: "ping" }]),
+      sendPing: () => this.write({ type: "ping" }),
       onTimeout: () => this.close("ping timeout"),
     });
   }
@@ -63,7 +62,7 @@ export class EngineConnection {
     switch (packet.type) {
       case "ping":
         // EIO 3 clients ping us; EIO 4 clients never should, but answering is harmless.
-        return this.options.write([{ type: "pong", ...(packet.data !== undefined ? { data: packet.data } : {}) }]);
+        return this.write({ type: "pong", ...(packet.data !== undefined ? { data: packet.data } : {}) });
       case "message":
         if (typeof packet.data !== "string") return this.close("protocol error: binary messages are not supported");
         return this.options.onMessage(packet.data);
@@ -77,13 +76,13 @@ export class EngineConnection {
     }
   }
 
-  sendMessages(texts: string[]): void {
-    if (this.closed) return;
-    this.options.write(texts.map((data) => ({ type: "message", data })));
+  /** Frames from the session above (its own packets and channels' ready-made ones); nothing once closed or detached. */
+  send(frames: string[]): void {
+    if (!this.closed) this.options.send(frames);
   }
 
-  sendFrames(frames: string[]): void {
-    if (!this.closed) this.options.writeFrames(frames);
+  private write(packet: EnginePacket): void {
+    this.options.send([encodeTextFrame(packet, this.options.version)]);
   }
 
   close(reason: string): void {

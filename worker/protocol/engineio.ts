@@ -30,7 +30,7 @@ const RECORD_SEPARATOR = "\x1e";
  *  EIO4 raw bytes; EIO3 a leading byte 4 (message type) followed by the bytes. */
 export function encodeFrame(packet: EnginePacket, version: EngineVersion): string | Uint8Array {
   const { data } = packet;
-  if (!(data instanceof Uint8Array)) return encodeTextPacket(packet, version);
+  if (!(data instanceof Uint8Array)) return encodeTextFrame(packet, version);
   if (version === 4) {
     requireBinaryMessage(packet);
     return data;
@@ -53,22 +53,20 @@ export function decodeFrame(frame: string | ArrayBuffer | Uint8Array, version: E
 
 /** HTTP long-polling body for a list of packets (version 3: `<len>:<packet>` concatenated, len in UTF-16 code units, binary as `b4<base64>`; version 4: packets joined by "\x1e", binary as `b<base64>`). */
 export function encodePayload(packets: EnginePacket[], version: EngineVersion): string {
-  if (version === 4) {
-    let body = "";
-    for (let i = 0; i < packets.length; i++) {
-      if (i > 0) body += RECORD_SEPARATOR;
-      body += encodeTextPacket(packets[i]!, 4);
-    }
-    return body;
-  }
+  return payloadOf(
+    packets.map((packet) => encodeTextFrame(packet, version)),
+    version,
+  );
+}
+
+/** The long-polling body carrying text frames (encodeTextFrame's, or ready-made ones such as a channel's `42[…]`). */
+export function payloadOf(frames: string[], version: EngineVersion): string {
+  if (version === 4) return frames.join(RECORD_SEPARATOR);
   // engine.io 3 writes an empty poll as the zero-length packet "0:".
-  if (packets.length === 0) return "0:";
+  if (frames.length === 0) return "0:";
   let body = "";
-  for (const packet of packets) {
-    const text = encodeTextPacket(packet, 3);
-    // String length is UTF-16 code units, which is what EIO3 length prefixes count.
-    body += text.length + ":" + text;
-  }
+  // String length is UTF-16 code units, which is what EIO3 length prefixes count.
+  for (const frame of frames) body += frame.length + ":" + frame;
   return body;
 }
 
@@ -136,8 +134,12 @@ export function openPacket(
   return { type: "open", data: JSON.stringify(version === 4 ? { ...handshake, maxPayload: o.maxPayload } : handshake) };
 }
 
-/** A packet as text: binary data goes base64 behind a "b" (EIO3 keeps the type digit, EIO4 is message-only). */
-function encodeTextPacket(packet: EnginePacket, version: EngineVersion): string {
+/**
+ * A packet as text: what a WebSocket text frame and a polling payload record carry;
+ * everything the server sends is text. Binary data goes base64 behind a "b" (EIO3
+ * keeps the type digit, EIO4 is message-only), which only polling uses.
+ */
+export function encodeTextFrame(packet: EnginePacket, version: EngineVersion): string {
   const { data } = packet;
   if (data === undefined) return String(TYPE_CODE[packet.type]);
   if (typeof data === "string") return TYPE_CODE[packet.type] + data;

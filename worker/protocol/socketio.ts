@@ -79,6 +79,11 @@ export function decodeSocketPacket(text: string): SocketPacket {
   return packet;
 }
 
+/** The Engine.IO message frame carrying a packet: "4" + its text, the same for Engine.IO 3 and 4. */
+export function messageFrame(packet: SocketPacket): string {
+  return "4" + encodeSocketPacket(packet);
+}
+
 /** The one frame every subscriber of a channel receives: "42" + JSON [event, channel, data]. Identical for revision 4 and 5. */
 export function eventPacket(event: string, channel: string, data: unknown): string {
   return "42" + JSON.stringify([event, channel, data]);

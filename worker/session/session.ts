@@ -16,8 +16,9 @@ import { decodeOffset, encodeOffset, newPid, socketIdOfPid } from "./recovery.ts
 import {
   SocketPacketType,
   decodeSocketPacket,
-  encodeSocketPacket,
+  messageFrame,
   withLastArgument,
+  type SocketPacket,
   type SocketRevision,
 } from "../protocol/socketio.ts";
 
@@ -76,10 +77,8 @@ export interface SessionOptions {
   config: Config;
   gateway: ChannelGateway;
   log: Logger;
-  /** Sends Socket.IO packet texts to the client, in order. */
-  send(packets: string[]): void;
-  /** Sends ready-made Engine.IO message frames from a channel. */
-  sendFrames(frames: string[]): void;
+  /** Engine.IO message frames to the client, in order: the session's own packets and its channels' ready-made frames. */
+  send(frames: string[]): void;
   /** Ends the client's Engine.IO connection. */
   close(reason: string): void;
   /** What state() returns has changed (a connection host keeps it in the socket's attachment). */
@@ -176,7 +175,7 @@ export class Session {
     if (packet.nsp !== "/") {
       // Echo only uses "/": refuse other namespaces the way socket.io does.
       const error = this.options.revision === 4 ? "Invalid namespace" : { message: "Invalid namespace" };
-      return this.send(encodeSocketPacket({ type: SocketPacketType.CONNECT_ERROR, nsp: packet.nsp, data: error }));
+      return this.send({ type: SocketPacketType.CONNECT_ERROR, nsp: packet.nsp, data: error });
     }
     switch (packet.type) {
       case SocketPacketType.CONNECT:
@@ -345,15 +344,15 @@ export class Session {
     this.pid = pid;
     this.options.onChange?.();
     const data = this.options.revision === 5 ? { sid: this.socketId, ...(pid !== null && { pid }) } : undefined;
-    this.send(encodeSocketPacket({ type: SocketPacketType.CONNECT, nsp: "/", data }));
+    this.send({ type: SocketPacketType.CONNECT, nsp: "/", data });
   }
 
-  private send(packet: string): void {
-    this.options.send([packet]);
+  private send(packet: SocketPacket): void {
+    this.options.send([messageFrame(packet)]);
   }
 
   private emit(event: string, ...args: unknown[]): void {
-    this.send(encodeSocketPacket({ type: SocketPacketType.EVENT, nsp: "/", data: [event, ...args] }));
+    this.send({ type: SocketPacketType.EVENT, nsp: "/", data: [event, ...args] });
   }
 
   /** `text`: the packet as received, what whisper volume is counted by. */
@@ -460,8 +459,8 @@ export class Session {
   /** A session that can recover gets the offset of each numbered frame as the event's last argument. */
   private sendChannelFrames(channel: string, subscription: Subscription, frames: string[], seqs: number[] | null): void {
     if (this.ended || this.subscriptions.get(channel) !== subscription) return;
-    if (this.pid === null || seqs === null) return this.options.sendFrames(frames);
-    this.options.sendFrames(
+    if (this.pid === null || seqs === null) return this.options.send(frames);
+    this.options.send(
       frames.map((frame, i) => {
         subscription.position = Math.max(subscription.position ?? seqs[i]!, seqs[i]!);
         return withLastArgument(frame, this.offset());

@@ -9,7 +9,8 @@ import { leaseRenewalInterval } from "../engine/admission.ts";
 import { EngineConnection } from "../engine/connection.ts";
 import { randomId } from "../ids.ts";
 import { createLogger } from "../log.ts";
-import type { EnginePacket, EngineVersion } from "../protocol/engineio.ts";
+import type { Transport } from "../engine/transport.ts";
+import type { EngineVersion } from "../protocol/engineio.ts";
 import { revisionFor } from "../protocol/socketio.ts";
 import type { SubscriberAddress } from "../channels/delivery.ts";
 import type { LocalSubscriptions } from "../channels/local-subscriptions.ts";
@@ -43,10 +44,7 @@ export function startSession(
   config: Config,
   handshake: ClientHandshake,
   origin: SessionOrigin,
-  transport: {
-    write(packets: EnginePacket[]): void;
-    writeFrames(frames: string[]): void;
-    close(reason: string): void;
+  transport: Transport & {
     waitUntil(promise: Promise<unknown>): void;
     /** Where channels deliver to this session, and the subscriptions there its frames are fanned out from. */
     at: SubscriberAddress;
@@ -78,8 +76,7 @@ export function startSession(
     pingInterval: config.pingInterval,
     pingTimeout: config.pingTimeout,
     heartbeat,
-    write: (packets) => transport.write(packets),
-    writeFrames: (frames) => transport.writeFrames(frames),
+    send: (frames) => transport.send(frames),
     onMessage: (text) => session.receive(text),
     onClose: (reason) => {
       clearInterval(renewal);
@@ -99,9 +96,8 @@ export function startSession(
     config,
     log,
     gateway: channelGateway(env, config, handshake.appId, handshake.cookie, transport.at, transport.local),
-    send: (packets) => engine.sendMessages(packets),
     // After a handover the engine is detached; frames still arriving go to the transport, which forwards them.
-    sendFrames: (frames) => (handedOver ? transport.writeFrames(frames) : engine.sendFrames(frames)),
+    send: (frames) => (handedOver ? transport.send(frames) : engine.send(frames)),
     close: (reason) => engine.close(reason),
     ...(transport.onChange && { onChange: transport.onChange }),
   });
