@@ -4,6 +4,7 @@
  */
 import { parseArgs } from "node:util";
 import { legacyEnvironment, LegacyConfigError, readLegacyConfig, type LegacyConfig } from "../cli/legacy-config.ts";
+import { parseClients } from "../worker/clients.ts";
 
 export interface RedisConnection {
   host: string;
@@ -127,15 +128,12 @@ function configPathFromArgs(args: readonly string[]): string | undefined {
   }
 }
 
-/** The first appId of the worker's CLIENTS variable, when the bridge shares the worker's env. */
+/** The first appId of the worker's CLIENTS variable, when the bridge shares the worker's env (read as the worker reads it). */
 function firstClientAppId(env: Env): string | undefined {
-  const clients = read(env, "CLIENTS");
-  if (clients === undefined) return undefined;
   try {
-    const parsed = JSON.parse(clients);
-    return Array.isArray(parsed) && typeof parsed[0]?.appId === "string" ? parsed[0].appId : undefined;
-  } catch {
-    throw new ConfigError("CLIENTS is not JSON (expected [{\"appId\":...,\"key\":...}])");
+    return parseClients(read(env, "CLIENTS"))[0]?.appId;
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
   }
 }
 

@@ -9,7 +9,8 @@ import type { ConnectionHostObject } from "../durable-objects/connection-host.ts
 import type { PollingSessionObject } from "../durable-objects/polling-session.ts";
 import type { UpstashSubscriberObject } from "../durable-objects/upstash-subscriber.ts";
 import type { WebhookEventName, WebhookMessage } from "./webhooks/events.ts";
-import { clientWebhookOptions, parseWebhookEvents, parseWebhookUrl } from "./webhooks/target.ts";
+import { parseClients, type AppClient } from "./clients.ts";
+import { parseWebhookEvents, parseWebhookUrl } from "./webhooks/target.ts";
 
 /** Every variable the worker reads (wrangler vars and secrets); `npm start` passes these on from its environment. */
 export const WORKER_VARIABLES = [
@@ -62,16 +63,6 @@ export interface Env extends WorkerVariables {
   UPSTASH: DurableObjectNamespace<UpstashSubscriberObject>;
   /** Webhooks to Laravel go through this queue (wrangler.toml). */
   WEBHOOKS?: Queue<WebhookMessage>;
-}
-
-export interface AppClient {
-  appId: string;
-  key: string;
-  /** The app secret: verifies Pusher-signed publishes and signs webhooks, as Pusher's does. */
-  secret?: string;
-  /** This app's own WEBHOOK_URL / WEBHOOK_EVENTS. */
-  webhookUrl?: string;
-  webhookEvents?: ReadonlySet<WebhookEventName>;
 }
 
 export interface Config {
@@ -153,19 +144,6 @@ const commaList = (value: string) =>
     .filter(Boolean);
 
 const bool = (value: string | undefined) => /^(1|true|yes|on)$/i.test(value?.trim() ?? "");
-
-function parseClients(raw: string | undefined): AppClient[] {
-  if (!raw || raw.trim() === "") return [];
-  const parsed: unknown = JSON.parse(raw);
-  if (!Array.isArray(parsed)) throw new Error("CLIENTS must be a JSON array of {appId, key}");
-  return parsed.map((c, i) => {
-    if (typeof c?.appId !== "string" || typeof c?.key !== "string" || !c.appId || !c.key) {
-      throw new Error(`CLIENTS[${i}] needs string appId and key`);
-    }
-    if (c.secret !== undefined && (typeof c.secret !== "string" || !c.secret)) throw new Error(`CLIENTS[${i}].secret must be a non-empty string`);
-    return { appId: c.appId, key: c.key, ...(c.secret && { secret: c.secret }), ...clientWebhookOptions(c, `CLIENTS[${i}]`) };
-  });
-}
 
 function parseUpstash(env: Env, clients: AppClient[]): UpstashConfig | null {
   const url = env.UPSTASH_REDIS_REST_URL?.trim().replace(/\/+$/, "");

@@ -33,6 +33,9 @@ describe("configuration from the environment", () => {
     const env = { ...SECRET, PORT: "7000", CLIENTS: '[{"appId":"shop","key":"k"},{"appId":"blog","key":"k2"}]' };
     expect(configFromEnv(env)).toMatchObject({ echoUrl: "http://127.0.0.1:7000", appId: "shop" });
     expect(configFromEnv({ ...env, APP_ID: "blog" }).appId).toBe("blog");
+    // Read as the worker reads it (worker/clients.ts): what the worker would refuse, the bridge refuses too.
+    expect(() => configFromEnv({ ...SECRET, CLIENTS: '[{"appId":"shop"}]' })).toThrow(/CLIENTS\[0\] needs string appId and key/);
+    expect(() => configFromEnv({ ...SECRET, CLIENTS: "{nope" })).toThrow(/CLIENTS is not JSON/);
   });
 
   it("reads REDIS_URL, with TLS for rediss:// and REDIS_PASSWORD when the URL has none", () => {

@@ -6,7 +6,8 @@
  */
 import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
-import { readConfig, type AppClient, type Env } from "../config.ts";
+import type { AppClient } from "../clients.ts";
+import { readConfig, type Env } from "../config.ts";
 import { channelKind, channelObjectName, isValidChannelName } from "../channels/names.ts";
 import { createLogger } from "../log.ts";
 import { requireAppKey } from "./app-key.ts";

@@ -5,7 +5,8 @@
  * nor the order of the answer tells a caller how close a guess was.
  */
 import { createMiddleware } from "hono/factory";
-import { readConfig, type AppClient, type Env } from "../config.ts";
+import type { AppClient } from "../clients.ts";
+import { readConfig, type Env } from "../config.ts";
 import { sameSecret } from "../crypto.ts";
 
 function keyOf(request: Request): string | undefined {

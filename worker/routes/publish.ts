@@ -11,7 +11,8 @@
  */
 import { Hono, type Context } from "hono";
 import { createMiddleware } from "hono/factory";
-import { isConfiguredApp, readConfig, type AppClient, type Env } from "../config.ts";
+import type { AppClient } from "../clients.ts";
+import { isConfiguredApp, readConfig, type Env } from "../config.ts";
 import type { BatchStamp } from "../../durable-objects/channel.ts";
 import { readBodyWithin } from "../http/body.ts";
 import { createLogger, type Logger } from "../log.ts";

@@ -4,7 +4,8 @@
  * An app without a URL or a secret has no target, and every hook point returns at
  * this one lookup.
  */
-import type { AppClient, Config } from "../config.ts";
+import type { AppClient } from "../clients.ts";
+import type { Config } from "../config.ts";
 import { WEBHOOK_EVENT_NAMES, type WebhookEventName } from "./events.ts";
 
 export interface WebhookTarget {
