@@ -150,7 +150,7 @@ export class ChannelObject extends DurableObject<Env> implements ChannelSubscrip
     }
     void this.report();
     // The new owner collects what reached the old address before taking over (polling → host upgrade).
-    if (resumed && previous && addressKey(previous.at) !== addressKey(at)) await this.inFlight.get(addressKey(previous.at));
+    if (resumed && previous) await this.deliveriesDone(previous.at, at);
     return { frames, ...(pid && { position: this.history().lastSeq() }) };
   }
 
@@ -172,9 +172,9 @@ export class ChannelObject extends DurableObject<Env> implements ChannelSubscrip
     if (missed === null) return null;
     this.record({ ...previous, at, lostAt: null, recorded: ++this.recordings });
     void this.report();
-    // Deliveries on their way to the old address are in the history already; they finish before the client hears from the new one.
-    if (addressKey(previous.at) !== addressKey(at)) await this.inFlight.get(addressKey(previous.at));
-    return { member: previous.member, frames: missed.frames, seqs: missed.seqs!, position: this.history().lastSeq() };
+    // Deliveries on their way to the old address are in the history already.
+    await this.deliveriesDone(previous.at, at);
+    return { member: previous.member, ...missed, position: this.history().lastSeq() };
   }
 
   /** Only from the address the socket is subscribed from (see LeaveReason). */
@@ -286,6 +286,12 @@ export class ChannelObject extends DurableObject<Env> implements ChannelSubscrip
     }
     const counts = await Promise.all([...addresses.values()].map((at) => this.deliverTo(at, delivery)));
     return counts.reduce((sum, n) => sum + n, 0);
+  }
+
+  /** For a socket that moved from `from` to `to`: resolves once the deliveries already on their way to `from` are done, so it hears nothing at `to` before them. */
+  private async deliveriesDone(from: SubscriberAddress, to: SubscriberAddress): Promise<void> {
+    const key = addressKey(from);
+    if (key !== addressKey(to)) await this.inFlight.get(key);
   }
 
   /** Queues a delivery to one address behind the one on its way there. */

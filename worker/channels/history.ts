@@ -7,8 +7,6 @@
  * are deleted. The newest row always stays, so the numbering carries on after an
  * eviction or a deploy.
  */
-import type { NumberedFrames } from "./delivery.ts";
-
 export interface HistoryBounds {
   /** Rows (batches) kept. */
   maxBatches: number;
@@ -76,7 +74,7 @@ export class ChannelHistory {
    * the history no longer reaches back to the frame after `position`, or `position`
    * is one this channel never numbered.
    */
-  since(position: number, socketId: string): NumberedFrames | null {
+  since(position: number, socketId: string): { frames: string[]; seqs: number[] } | null {
     const last = this.lastSeq();
     if (position > last || position < 0) return null;
     const result = { frames: [] as string[], seqs: [] as number[] };

@@ -36,10 +36,6 @@ export class LocalSubscriptions {
     return true;
   }
 
-  subscribers(channel: string): number {
-    return this.byChannel.get(channel)?.size ?? 0;
-  }
-
   deliver(delivery: ChannelDelivery): { subscribers: number; delivered: number } {
     const sockets = this.byChannel.get(delivery.channel);
     if (!sockets) return { subscribers: 0, delivered: 0 };

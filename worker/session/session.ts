@@ -119,6 +119,16 @@ export interface SessionState {
   channels: { channel: string; member: PresenceMember | null; position?: number }[];
 }
 
+/** A joined channel as a SessionState carries it to another transport or across hibernation. */
+function carriedSubscription({ channel, member, position }: SessionState["channels"][number]): Subscription {
+  return { link: null, kind: channelKind(channel), member, ...(position !== undefined && { position }) };
+}
+
+/** The client has frame `seq` of the subscription's channel (or, on joining, needs nothing up to it). */
+function advance(subscription: Subscription, seq: number): void {
+  subscription.position = Math.max(subscription.position ?? seq, seq);
+}
+
 /** Event name of errors we report to a client that laravel-echo does not otherwise see. */
 const ERROR_EVENT = "echo-edge:error";
 
@@ -228,10 +238,10 @@ export class Session {
     this.connected = state.connected;
     this.pid = state.pid;
     const rejoined = await Promise.all(
-      state.channels.map(async ({ channel, member, position }) => {
-        const subscription: Subscription = { link: null, kind: channelKind(channel), member, ...(position !== undefined && { position }) };
-        this.subscriptions.set(channel, subscription);
-        return (await this.join(channel, subscription, true)) ? channel : null;
+      state.channels.map(async (carried) => {
+        const subscription = carriedSubscription(carried);
+        this.subscriptions.set(carried.channel, subscription);
+        return (await this.join(carried.channel, subscription, true)) ? carried.channel : null;
       }),
     );
     for (const request of state.pending) void this.subscribe(JSON.parse(request));
@@ -251,8 +261,9 @@ export class Session {
   restore(state: SessionState): void {
     this.connected = state.connected;
     this.pid = state.pid;
-    for (const { channel, member, position } of state.channels) {
-      const subscription: Subscription = { link: null, kind: channelKind(channel), member, ...(position !== undefined && { position }) };
+    for (const carried of state.channels) {
+      const subscription = carriedSubscription(carried);
+      const { channel } = carried;
       subscription.link = this.options.gateway.attach(channel, this.socketId, this.linkHandlers(channel, subscription));
       this.subscriptions.set(channel, subscription);
     }
@@ -439,7 +450,7 @@ export class Session {
       return false;
     }
     subscription.link = link;
-    if (link.position !== null) subscription.position = Math.max(subscription.position ?? link.position, link.position);
+    if (link.position !== null) advance(subscription, link.position);
     this.options.onChange?.();
     this.options.log.debug(resumed ? "resubscribed" : "subscribed", { socketId: this.socketId, channel });
     return true;
@@ -462,7 +473,7 @@ export class Session {
     if (this.pid === null || seqs === null) return this.options.send(frames);
     this.options.send(
       frames.map((frame, i) => {
-        subscription.position = Math.max(subscription.position ?? seqs[i]!, seqs[i]!);
+        advance(subscription, seqs[i]!);
         return withLastArgument(frame, this.offset());
       }),
     );
